@@ -1,0 +1,394 @@
+"""Label-set configs: YAML (or a mapping) -> typed, frozen objects, validated once.
+
+A config names the model, the prompt template, the labels with their candidate
+completions, and how scores become a decision::
+
+    name: sentiment
+    model: default
+    prompt: |
+      Review: {text}
+      Sentiment:
+    labels:
+      positive: {completions: [" positive"]}
+      negative: {completions: [" negative"]}
+
+Every problem is a :class:`~lpclassify.errors.ConfigError` naming the file, the dotted
+key and what was expected, e.g. ``sentiment.yaml: scoring.normalise: unknown key; did you
+mean 'normalize'?``. Unknown keys are errors, not silently ignored: a misspelt option
+that does nothing is the worst kind of bug in a config file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+NORMALIZATIONS = ("sum", "mean", "chars")
+AGGREGATIONS = ("logsumexp", "max")
+CALIBRATIONS = ("none", "contextual", "domain", "batch", "pmi", "fitted")
+MODES = ("single", "multi")
+LONG_INPUT_POLICIES = ("truncate", "chunk")
+TRUNCATE_SIDES = ("head", "tail", "middle")
+EMPTY_TEXT_POLICIES = ("error", "abstain")
+
+# Placeholders a template may use; any other ``{identifier}`` is a typo.
+PROMPT_PLACEHOLDERS = ("text", "labels")
+MULTI_PROMPT_PLACEHOLDERS = ("text", "label", "description")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+DEFAULT_MULTI_PROMPT = (
+    "Text: {text}\nQuestion: Is this text about {label}? Answer yes or no.\nAnswer:"
+)
+DEFAULT_CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label: its name, the completions that stand for it, an optional description."""
+
+    name: str
+    completions: tuple[str, ...]
+    description: str | None = None
+    threshold: float | None = None  # multi-label: overrides decision.threshold
+
+
+@dataclass(frozen=True)
+class Scoring:
+    normalize: str = "sum"
+    aggregate: str = "logsumexp"
+    calibration: str = "none"
+    content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
+    calibration_file: str | None = None
+
+
+@dataclass(frozen=True)
+class MultiLabel:
+    """The answers multi-label mode compares for each label's yes/no question."""
+
+    yes: tuple[str, ...] = (" yes", " Yes")
+    no: tuple[str, ...] = (" no", " No")
+
+
+@dataclass(frozen=True)
+class Decision:
+    mode: str = "single"
+    threshold: float = 0.0
+    top_k: int = 1
+    multi: MultiLabel = field(default_factory=MultiLabel)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Engine knobs; ``None`` means "let the backend choose"."""
+
+    n_ctx: int = 1024
+    batch_size: int = 1
+    threads: int | None = None
+    n_gpu_layers: int = 0
+    long_inputs: str = "truncate"
+    truncate_side: str = "head"
+    empty_text: str = "error"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    prompt: str
+    labels: tuple[Label, ...]
+    model: str = "default"
+    description: str | None = None
+    scoring: Scoring = field(default_factory=Scoring)
+    decision: Decision = field(default_factory=Decision)
+    runtime: Runtime = field(default_factory=Runtime)
+    source: str = "<mapping>"
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(label.name for label in self.labels)
+
+
+def load_config(path_or_mapping: str | Path | Mapping[str, Any]) -> Config:
+    """Load and validate a config from a YAML file path or an already-parsed mapping."""
+    if isinstance(path_or_mapping, Mapping):
+        return parse_config(path_or_mapping, source="<mapping>")
+    path = Path(path_or_mapping)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found; check the path", source=source) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, expected a YAML file", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=source) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"invalid YAML: {where}{exc.problem or exc.context}", source=source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", source=source) from None
+    if data is None:
+        raise ConfigError("the file is empty; expected a mapping with 'prompt' and 'labels'", source=source)
+    return parse_config(data, source=source)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys instead of keeping the last one silently."""
+
+
+def _construct_mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (list, dict)):
+            continue  # unhashable; reported as a wrong key type later
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Reader:
+    """Walks one mapping, checking keys and types, and remembers where it is for messages."""
+
+    def __init__(self, data: Any, source: str, key: str, allowed: tuple[str, ...]) -> None:
+        self.source = source
+        self.key = key
+        if not isinstance(data, Mapping):
+            raise self.error(f"expected a mapping, got {_type_name(data)}")
+        self.data = data
+        for name in data:
+            if not isinstance(name, str):
+                raise self.error(f"keys must be strings, got {_type_name(name)} {name!r}")
+            if name not in allowed:
+                hint = difflib.get_close_matches(name, allowed, n=1)
+                suggestion = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(allowed)}"
+                raise ConfigError(f"unknown key; {suggestion}", source=source, key=self.child(name))
+
+    def child(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, message: str, name: str | None = None) -> ConfigError:
+        return ConfigError(message, source=self.source, key=self.child(name) if name else self.key)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        if name not in self.data:
+            if required:
+                raise self.error("missing; expected a string", name)
+            return default
+        value = self.data[name]
+        if not isinstance(value, str):
+            raise self.error(f"expected a string, got {_type_name(value)}", name)
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.str(name, default)
+        assert value is not None
+        if value not in choices:
+            hint = difflib.get_close_matches(value, choices, n=1)
+            extra = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise self.error(f"expected one of {', '.join(choices)}, got {value!r}{extra}", name)
+        return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"expected a number between {low:g} and {high:g}, got {_type_name(value)}", name)
+        if not low <= value <= high:
+            raise self.error(f"expected a number between {low:g} and {high:g}, got {value!r}", name)
+        return float(value)
+
+    def integer(self, name: str, default: int | None, *, low: int, high: int | None = None) -> int | None:
+        value = self.data.get(name, default)
+        if value is None and default is None:
+            return None
+        expected = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"expected {expected}, got {_type_name(value)}", name)
+        if value < low or (high is not None and value > high):
+            raise self.error(f"expected {expected}, got {value}", name)
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...], *, allow_empty_items: bool = False) -> tuple[str, ...]:
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error("expected a list of strings", name)
+        if not value:
+            raise self.error("expected a non-empty list of strings", name)
+        if not allow_empty_items and any(item == "" for item in value):
+            raise self.error("empty strings are not allowed here", name)
+        if len(set(value)) != len(value):
+            duplicate = next(item for item in value if value.count(item) > 1)
+            raise self.error(f"{duplicate!r} is listed twice", name)
+        return tuple(value)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _check_template(template: str, allowed: tuple[str, ...], reader: _Reader, name: str) -> str:
+    found = _PLACEHOLDER.findall(template)
+    for placeholder in found:
+        if placeholder not in allowed:
+            hint = difflib.get_close_matches(placeholder, allowed, n=1)
+            known = ", ".join("{" + a + "}" for a in allowed)
+            extra = f"; did you mean {{{hint[0]}}}?" if hint else f"; known placeholders: {known}"
+            raise reader.error(f"unknown placeholder {{{placeholder}}}{extra}", name)
+    if "text" not in found:
+        raise reader.error("the template must contain {text}, where the input text goes", name)
+    # A YAML block scalar (``|``) ends with a newline the user rarely means: the completion
+    # would then start on a new line. To end a prompt with a newline, start the completions with one.
+    return template.rstrip("\n")
+
+
+def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
+    """Validate an already-parsed document and build the frozen :class:`Config`."""
+    top = _Reader(data, source, "", ("name", "description", "model", "prompt", "labels", "scoring",
+                                     "decision", "runtime"))
+    default_name = Path(source).stem if source != "<mapping>" else "classifier"
+    name = top.str("name", default_name)
+    assert name is not None
+    labels = _parse_labels(top, source)
+    scoring = _parse_scoring(top, source)
+    decision = _parse_decision(top, source, len(labels))
+    # Multi-label mode asks one question per label, so its template may name the label.
+    if decision.mode == "multi":
+        prompt = top.str("prompt", DEFAULT_MULTI_PROMPT)
+        assert prompt is not None
+        prompt = _check_template(prompt, MULTI_PROMPT_PLACEHOLDERS, top, "prompt")
+    else:
+        prompt = top.str("prompt", required=True)
+        assert prompt is not None
+        prompt = _check_template(prompt, PROMPT_PLACEHOLDERS, top, "prompt")
+    runtime = _parse_runtime(top, source)
+    model = top.str("model", "default")
+    assert model is not None
+    if not model.strip():
+        raise top.error("expected a model name or a path to a .gguf file, got an empty string", "model")
+    return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
+                  scoring=scoring, decision=decision, runtime=runtime, source=source)
+
+
+def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
+    if not top.has("labels"):
+        raise top.error("missing; expected a mapping of label names to their settings", "labels")
+    raw = top.data["labels"]
+    if isinstance(raw, list):  # shorthand: a list of names, completions default to " " + name
+        if not all(isinstance(item, str) for item in raw):
+            raise top.error("expected a mapping of labels, or a list of label names (strings)", "labels")
+        if len(set(raw)) != len(raw):
+            duplicate = next(item for item in raw if raw.count(item) > 1)
+            raise top.error(f"duplicate label {duplicate!r}", "labels")
+        raw = {item: None for item in raw}
+    if not isinstance(raw, Mapping):
+        raise top.error(f"expected a mapping of label names to their settings, got {_type_name(raw)}", "labels")
+    if len(raw) < 1:
+        raise top.error("expected at least one label", "labels")
+    labels: list[Label] = []
+    owner_of: dict[str, str] = {}
+    for label_name, settings in raw.items():
+        if not isinstance(label_name, str):
+            raise top.error(
+                f"label names must be strings, got {_type_name(label_name)} {label_name!r}; "
+                f"quote it in YAML, e.g. '{str(label_name).lower()}':", "labels")
+        if not label_name.strip():
+            raise top.error("label names must not be empty", "labels")
+        key = f"labels.{label_name}"
+        reader = _Reader(settings if settings is not None else {}, source, key,
+                         ("completions", "description", "threshold"))
+        completions = reader.strings("completions", (" " + label_name,))
+        for completion in completions:
+            if not completion.strip():
+                raise reader.error("a completion must contain more than whitespace", "completions")
+            if completion in owner_of:
+                raise reader.error(
+                    f"{completion!r} is also a completion of label '{owner_of[completion]}'; "
+                    "a completion must belong to one label", "completions")
+            owner_of[completion] = label_name
+        threshold = reader.number("threshold", 0.5, low=0.0, high=1.0) if reader.has("threshold") else None
+        labels.append(Label(label_name, completions, reader.str("description"), threshold))
+    return tuple(labels)
+
+
+def _parse_scoring(top: _Reader, source: str) -> Scoring:
+    reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file"))
+    return Scoring(
+        normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
+        aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
+        calibration=reader.choice("calibration", CALIBRATIONS, "none"),
+        content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
+        calibration_file=reader.str("calibration_file"),
+    )
+
+
+def _parse_decision(top: _Reader, source: str, n_labels: int) -> Decision:
+    reader = _Reader(top.data.get("decision", {}) or {}, source, "decision",
+                     ("mode", "threshold", "top_k", "multi"))
+    mode = reader.choice("mode", MODES, "single")
+    threshold = reader.number("threshold", 0.5 if mode == "multi" else 0.0, low=0.0, high=1.0)
+    top_k = reader.integer("top_k", 1, low=1, high=n_labels)
+    assert top_k is not None
+    multi = MultiLabel()
+    if reader.has("multi"):
+        raw = reader.data["multi"] or {}
+        if isinstance(raw, Mapping):  # YAML reads unquoted yes/no keys as booleans: take them as meant
+            raw = {{True: "yes", False: "no"}.get(k, k) if isinstance(k, bool) else k: v for k, v in raw.items()}
+        sub = _Reader(raw, source, "decision.multi", ("yes", "no"))
+        yes = sub.strings("yes", multi.yes)
+        no = sub.strings("no", multi.no)
+        if set(yes) & set(no):
+            raise sub.error(f"{sorted(set(yes) & set(no))[0]!r} is both a yes and a no completion", "no")
+        multi = MultiLabel(yes=yes, no=no)
+    return Decision(mode=mode, threshold=threshold, top_k=top_k, multi=multi)
+
+
+def _parse_runtime(top: _Reader, source: str) -> Runtime:
+    reader = _Reader(top.data.get("runtime", {}) or {}, source, "runtime",
+                     ("n_ctx", "batch_size", "threads", "n_gpu_layers", "long_inputs", "truncate_side",
+                      "empty_text"))
+    n_ctx = reader.integer("n_ctx", 1024, low=64, high=131072)
+    batch_size = reader.integer("batch_size", 1, low=1, high=256)
+    n_gpu_layers = reader.integer("n_gpu_layers", 0, low=-1)
+    assert n_ctx is not None and batch_size is not None and n_gpu_layers is not None
+    return Runtime(
+        n_ctx=n_ctx,
+        batch_size=batch_size,
+        threads=reader.integer("threads", None, low=1, high=512),
+        n_gpu_layers=n_gpu_layers,
+        long_inputs=reader.choice("long_inputs", LONG_INPUT_POLICIES, "truncate"),
+        truncate_side=reader.choice("truncate_side", TRUNCATE_SIDES, "head"),
+        empty_text=reader.choice("empty_text", EMPTY_TEXT_POLICIES, "error"),
+    )

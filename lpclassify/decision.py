@@ -1,0 +1,76 @@
+"""Label probabilities -> a :class:`Prediction`: a label, an abstention with its reason, several labels.
+
+>>> p = decide_single(["neg", "pos"], [0.3, 0.7], threshold=0.8, top_k=1)
+>>> p.label, p.abstained, p.reason
+(None, True, 'top probability 0.700 (pos) is below the threshold 0.800')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .scoring import CompletionScore
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the classifier decided for one text, and the evidence behind it.
+
+    ``probabilities`` maps every label to its probability (summing to 1 in single-label mode;
+    in multi-label mode each is that label's own yes-probability). ``labels`` lists the chosen
+    labels: the top-k in single-label mode, every label over its threshold in multi-label mode.
+    """
+
+    label: str | None
+    probabilities: dict[str, float]
+    labels: tuple[str, ...] = ()
+    abstained: bool = False
+    reason: str | None = None
+    scores: tuple[CompletionScore, ...] = field(default=(), repr=False)
+    truncated: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready record (what the CLI writes)."""
+        record: dict[str, object] = {
+            "label": self.label,
+            "labels": list(self.labels),
+            "probabilities": {name: round(p, 6) for name, p in self.probabilities.items()},
+            "abstained": self.abstained,
+            "reason": self.reason,
+        }
+        if self.truncated:
+            record["truncated"] = True
+        return record
+
+
+def decide_single(names: Sequence[str], probabilities: Sequence[float] | np.ndarray, *, threshold: float,
+                  top_k: int, scores: Sequence[CompletionScore] = (), truncated: bool = False) -> Prediction:
+    """Argmax, or abstain when the top probability is under ``threshold``; ties go to the first label."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(-probs, kind="stable")
+    best = int(order[0])
+    as_dict = {name: float(p) for name, p in zip(names, probs)}
+    if probs[best] < threshold:
+        reason = (f"top probability {probs[best]:.3f} ({names[best]}) is below the threshold {threshold:.3f}")
+        return Prediction(None, as_dict, (), True, reason, tuple(scores), truncated)
+    chosen = tuple(names[int(i)] for i in order[:top_k])
+    return Prediction(names[best], as_dict, chosen, False, None, tuple(scores), truncated)
+
+
+def decide_multi(names: Sequence[str], yes_probabilities: Sequence[float] | np.ndarray,
+                 thresholds: Sequence[float], *, scores: Sequence[CompletionScore] = (),
+                 truncated: bool = False) -> Prediction:
+    """Every label on its own: chosen when its yes-probability reaches its threshold."""
+    probs = np.asarray(yes_probabilities, dtype=np.float64)
+    as_dict = {name: float(p) for name, p in zip(names, probs)}
+    order = np.argsort(-probs, kind="stable")
+    chosen = tuple(names[int(i)] for i in order if probs[int(i)] >= thresholds[int(i)])
+    if not chosen:
+        best = int(order[0])
+        reason = (f"no label reached its threshold (best: {names[best]} {probs[best]:.3f} "
+                  f"< {thresholds[best]:.3f})")
+        return Prediction(None, as_dict, (), True, reason, tuple(scores), truncated)
+    return Prediction(chosen[0], as_dict, chosen, False, None, tuple(scores), truncated)

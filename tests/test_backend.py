@@ -1,0 +1,161 @@
+"""The llama.cpp backend against independent computations on real GGUF models.
+
+* the oracle (each prompt+completion alone) against llama-cpp-python's high-level ``Llama``
+  evaluating the full sequence with logits for every position, log-softmax in float64 here;
+* the engine (prefix cache, token trie, cross-text batches) against the oracle;
+* a text's scores must not depend on which texts share its batch.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from lpclassify.tokenization import encode_candidates
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "An absolute joy from start to finish.",
+    "Dull, lifeless and far too long.",
+    "I want a refund, the product broke",
+    "ok",
+    "The plot is thin but the performances are wonderful, and the score lingers for days afterwards.",
+    "Nicht schlecht, aber auch nicht gut.",
+    "Worst. Film. Ever. 😡",
+    "A quiet, patient film that rewards attention.",
+]
+# Completions that share leading tokens exercise the trie ("not" branches), plus single tokens.
+COMPLETIONS = [" positive", " negative", " not good", " not bad", " not bad at all", " très bien", "!"]
+# A fixed instruction long enough that whole 16-token blocks of it are pinned and reused.
+PREFIX = "Decide whether the movie review below is positive or negative, judging by its tone and wording.\nReview:"
+TEMPLATE = PREFIX + " {}\nSentiment:"
+
+
+def encode_all(backend, texts=TEXTS, completions=COMPLETIONS):  # type: ignore[no-untyped-def]
+    backend.pin_prefix(backend.tokenize(PREFIX, True))
+    return [encode_candidates(backend.tokenize, TEMPLATE.format(t), completions) for t in texts]
+
+
+def independent_logprobs(model_path, prompt: list[int], continuation: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Full evaluation written independently of the library: a fresh llama.cpp context,
+    every token of prompt+continuation decoded in one batch with logits at every position,
+    log-softmax in float64 here. Same kernel choices as the backend (no repacked weights,
+    no flash attention), so the two must agree to rounding."""
+    import ctypes
+
+    import llama_cpp
+
+    model = _model(str(model_path))
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = params.n_batch = params.n_ubatch = 512
+    params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    params.n_threads = params.n_threads_batch = 2
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    tokens = prompt + continuation
+    batch = llama_cpp.llama_batch_init(len(tokens), 0, 1)
+    try:
+        for i, token in enumerate(tokens):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, i, 1, True
+            batch.seq_id[i][0] = 0
+        batch.n_tokens = len(tokens)
+        assert llama_cpp.llama_decode(ctx, batch) == 0
+        n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
+        out = []
+        for k, token in enumerate(continuation):
+            pointer = llama_cpp.llama_get_logits_ith(ctx, len(prompt) - 1 + k)
+            row = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
+                                        shape=(n_vocab,)).astype(np.float64)
+            peak = row.max()
+            out.append(row[token] - (peak + np.log(np.exp(row - peak).sum())))
+        return np.array(out)
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_free(ctx)
+
+
+_models: dict[str, object] = {}
+
+
+def _model(path: str):  # type: ignore[no-untyped-def]
+    import llama_cpp
+
+    if path not in _models:
+        params = llama_cpp.llama_model_default_params()
+        params.use_extra_bufts = False
+        _models[path] = llama_cpp.llama_model_load_from_file(path.encode(), params)
+    return _models[path]
+
+
+def test_oracle_matches_an_independent_full_evaluation(backend) -> None:
+    encoded = encode_all(backend, TEXTS[:4])
+    oracle = backend.score_reference(encoded)
+    worst = 0.0
+    for text, per_candidate in zip(encoded, oracle):
+        for candidate, values in zip(text.candidates, per_candidate):
+            expected = independent_logprobs(backend.model_path, list(text.prompt), list(candidate.tokens))
+            worst = max(worst, float(np.abs(values - expected).max()))
+    assert worst <= 1e-4, f"oracle differs from a full evaluation by {worst:.2e} nats"
+
+
+def test_engine_matches_the_oracle_on_every_completion(backend) -> None:
+    encoded = encode_all(backend)
+    fast = backend.score(encoded)
+    oracle = backend.score_reference(encoded)
+    worst = max(float(np.abs(f - o).max()) for ft, ot in zip(fast, oracle) for f, o in zip(ft, ot))
+    assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
+
+
+def test_engine_matches_an_independent_full_evaluation(backend) -> None:
+    encoded = encode_all(backend, TEXTS[:3])
+    fast = backend.score(encoded)
+    for text, per_candidate in zip(encoded, fast):
+        for candidate, values in zip(text.candidates, per_candidate):
+            expected = independent_logprobs(backend.model_path, list(text.prompt), list(candidate.tokens))
+            assert np.abs(values - expected).max() <= 1e-4
+
+
+def test_a_texts_scores_do_not_depend_on_its_batch(backend) -> None:
+    encoded = encode_all(backend)
+    alone = [backend.score([text])[0] for text in encoded]
+    order = list(range(len(encoded)))
+    random.Random(7).shuffle(order)
+    old = backend.batch_size
+    try:
+        for batch_size in (3, 8):
+            backend.batch_size = batch_size
+            shuffled = backend.score([encoded[i] for i in order])
+            for position, i in enumerate(order):
+                for a, b in zip(alone[i], shuffled[position]):
+                    assert np.abs(a - b).max() <= 1e-4
+    finally:
+        backend.batch_size = old
+
+
+def test_engine_decodes_each_token_at_most_once(backend) -> None:
+    # one trie branch (" not" -> " not bad" -> " not bad at"): everything is served by the batch
+    encoded = encode_all(backend, TEXTS[:4], [" positive", " not good", " not bad", " not bad at all", "!"])
+    before = backend.stats.tokens_decoded
+    backend.score(encoded)
+    decoded = backend.stats.tokens_decoded - before
+    reused = backend.n_pinned
+    assert reused >= 16  # the instruction is reused, not re-decoded per text
+    # prompt tokens past the pinned prefix + the fed trie nodes
+    minimal = 0
+    for text in encoded:
+        fed = {c.tokens[:d] for c in text.candidates for d in range(1, len(c.tokens))}
+        minimal += len(text.prompt) - reused + len(fed)
+    assert decoded == minimal
+
+
+def test_shared_leading_tokens_are_fed_once(backend) -> None:
+    encoded = encode_all(backend, TEXTS[:1], [" not bad", " not bad at all", " not good"])
+    (text,) = encoded
+    fed = {c.tokens[:d] for c in text.candidates for d in range(1, len(c.tokens))}
+    naive = sum(len(c.tokens) - 1 for c in text.candidates)
+    assert len(fed) < naive  # the " not" (and " not bad") prefixes are shared
+    before = backend.stats.tokens_decoded
+    backend.score(encoded)
+    assert backend.stats.tokens_decoded - before == len(text.prompt) - backend.n_pinned + len(fed)

@@ -1,0 +1,136 @@
+"""Config validation: every mistake is a ConfigError naming file, dotted key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lpclassify.config import DEFAULT_MULTI_PROMPT, load_config, parse_config
+from lpclassify.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+BASE = {"prompt": "Review: {text}\nSentiment:", "labels": {"positive": None, "negative": None}}
+
+
+def with_(**changes):  # type: ignore[no-untyped-def]
+    data = {**BASE, **changes}
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+def error_of(data, source: str = "<mapping>") -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source=source)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.labels and config.source == str(path)
+    assert "{text}" in config.prompt
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    config = parse_config(BASE)
+    assert config.label_names == ("positive", "negative")
+    assert config.labels[0].completions == (" positive",)
+    assert config.prompt == "Review: {text}\nSentiment:"
+    assert (config.scoring.normalize, config.scoring.aggregate, config.scoring.calibration) == (
+        "sum", "logsumexp", "none")
+    assert (config.decision.mode, config.decision.threshold, config.decision.top_k) == ("single", 0.0, 1)
+    assert config.model == "default"
+
+
+def test_label_list_shorthand() -> None:
+    config = parse_config(with_(labels=["world", "sports"]))
+    assert [label.completions for label in config.labels] == [(" world",), (" sports",)]
+
+
+def test_yaml_block_trailing_newline_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("prompt: |\n  Review: {text}\n  Sentiment:\nlabels: [a, b]\n")
+    assert load_config(path).prompt == "Review: {text}\nSentiment:"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (with_(lables={"a": None}), "<mapping>: lables: unknown key; did you mean 'labels'?"),
+    (with_(scoring={"normalise": "sum"}), "<mapping>: scoring.normalise: unknown key; did you mean 'normalize'?"),
+    (with_(scoring={"normalize": "avg"}), "<mapping>: scoring.normalize: expected one of sum, mean, chars, got 'avg'"),
+    (with_(prompt="Review: {txt}"), "<mapping>: prompt: unknown placeholder {txt}; did you mean {text}?"),
+    (with_(prompt="Review:"), "<mapping>: prompt: the template must contain {text}, where the input text goes"),
+    (with_(prompt=...), "<mapping>: prompt: missing; expected a string"),
+    (with_(labels={"a": {"completions": "x"}, "b": {"completions": 3}}),
+     "<mapping>: labels.b.completions: expected a list of strings"),
+    (with_(labels={"a": {"completions": []}}), "<mapping>: labels.a.completions: expected a non-empty list of strings"),
+    (with_(labels={"a": {"completions": [" x"]}, "b": {"completions": [" y", " x"]}}),
+     "<mapping>: labels.b.completions: ' x' is also a completion of label 'a'; a completion must belong to one label"),
+    (with_(labels={"a": {"completions": ["  "]}}),
+     "<mapping>: labels.a.completions: a completion must contain more than whitespace"),
+    (with_(labels=["a", "a"]), "<mapping>: labels: duplicate label 'a'"),
+    (with_(labels={True: None, "b": None}),
+     "<mapping>: labels: label names must be strings, got a boolean True; quote it in YAML, e.g. 'true':"),
+    (with_(decision={"threshold": 1.5}), "<mapping>: decision.threshold: expected a number between 0 and 1, got 1.5"),
+    (with_(decision={"top_k": 3}), "<mapping>: decision.top_k: expected an integer >= 1 and <= 2, got 3"),
+    (with_(decision={"mode": "multiple"}),
+     "<mapping>: decision.mode: expected one of single, multi, got 'multiple'; did you mean 'multi'?"),
+    (with_(runtime={"n_ctx": "big"}),
+     "<mapping>: runtime.n_ctx: expected an integer >= 64 and <= 131072, got a string"),
+    (with_(model=""), "<mapping>: model: expected a model name or a path to a .gguf file, got an empty string"),
+    ([1, 2], "<mapping>: expected a mapping, got a list"),
+])
+def test_invalid_configs_say_where_and_what(data, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert error_of(data) == message
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("prompt: 'Review: {text}'\nlabels: [a, b\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML: line 3, column 1"):
+        load_config(path)
+
+
+def test_duplicate_yaml_keys_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("prompt: 'Review: {text}'\nlabels:\n  a: {}\n  a: {}\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'a' \(first at line 3\)"):
+        load_config(path)
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: file not found; check the path"):
+        load_config(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(empty)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text("prompt: !!python/object/apply:os.system ['echo hi']\nlabels: [a]\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(path)
+
+
+def test_multi_label_mode_defaults_and_unquoted_yes_no_keys(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("labels: [billing, bug]\ndecision:\n  mode: multi\n  multi:\n    yes: [' Y']\n    no: [' N']\n")
+    config = load_config(path)
+    assert config.prompt == DEFAULT_MULTI_PROMPT
+    assert (config.decision.multi.yes, config.decision.multi.no) == ((" Y",), (" N",))
+    assert config.decision.threshold == 0.5
+
+
+def test_multi_label_template_may_name_the_label_but_single_may_not() -> None:
+    assert error_of(with_(prompt="Is {text} about {label}?")).endswith(
+        "prompt: unknown placeholder {label}; did you mean {labels}?")
+    config = parse_config(with_(prompt="Is {text} about {label}?", decision={"mode": "multi"}))
+    assert config.prompt == "Is {text} about {label}?"
+
+
+def test_config_objects_are_immutable() -> None:
+    config = parse_config(BASE)
+    with pytest.raises(AttributeError):
+        config.prompt = "x"  # type: ignore[misc]

@@ -1,0 +1,59 @@
+"""Decision maths on hand-made arrays: argmax, abstention with a reason, top-k, multi-label."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lpclassify.calibration import aggregate, normalize, softmax
+from lpclassify.decision import decide_multi, decide_single
+
+NAMES = ["world", "sports", "business"]
+
+
+def test_argmax_and_top_k() -> None:
+    p = decide_single(NAMES, [0.2, 0.5, 0.3], threshold=0.0, top_k=2)
+    assert (p.label, p.labels, p.abstained, p.reason) == ("sports", ("sports", "business"), False, None)
+    assert p.probabilities == {"world": 0.2, "sports": 0.5, "business": 0.3}
+
+
+def test_abstains_below_threshold_and_says_why() -> None:
+    p = decide_single(NAMES, [0.2, 0.45, 0.35], threshold=0.5, top_k=1)
+    assert p.label is None and p.abstained and p.labels == ()
+    assert p.reason == "top probability 0.450 (sports) is below the threshold 0.500"
+
+
+def test_ties_go_to_the_first_label() -> None:
+    assert decide_single(NAMES, [0.4, 0.4, 0.2], threshold=0.0, top_k=1).label == "world"
+
+
+def test_multi_label_decides_each_label_on_its_own() -> None:
+    p = decide_multi(NAMES, [0.9, 0.55, 0.7], [0.5, 0.6, 0.5])
+    assert p.labels == ("world", "business") and p.label == "world" and not p.abstained
+    none = decide_multi(NAMES, [0.1, 0.3, 0.2], [0.5, 0.5, 0.5])
+    assert none.abstained and none.label is None
+    assert none.reason == "no label reached its threshold (best: sports 0.300 < 0.500)"
+
+
+def test_normalizations() -> None:
+    logprobs = np.array([-2.0, -6.0])
+    assert normalize(logprobs, np.array([1, 3]), np.array([4, 12]), "sum").tolist() == [-2.0, -6.0]
+    assert normalize(logprobs, np.array([1, 3]), np.array([4, 12]), "mean").tolist() == [-2.0, -2.0]
+    assert normalize(logprobs, np.array([1, 3]), np.array([4, 12]), "chars").tolist() == [-0.5, -0.5]
+    with pytest.raises(ValueError):
+        normalize(logprobs, np.array([1, 3]), np.array([4, 12]), "median")
+
+
+def test_aggregation_of_a_labels_completions() -> None:
+    scores = np.array([np.log(0.1), np.log(0.2), np.log(0.3)])
+    owners = [0, 0, 1]
+    assert np.allclose(aggregate(scores, owners, 2, "logsumexp"), np.log([0.3, 0.3]))
+    assert np.allclose(aggregate(scores, owners, 2, "max"), np.log([0.2, 0.3]))
+    batch = np.stack([scores, scores])
+    assert aggregate(batch, owners, 2, "max").shape == (2, 2)
+
+
+def test_softmax_is_stable_and_sums_to_one() -> None:
+    probs = softmax(np.array([-1000.0, -1001.0, -1002.0]))
+    assert np.isclose(probs.sum(), 1.0) and probs[0] > probs[1] > probs[2]
+    assert np.allclose(probs, softmax(np.array([0.0, -1.0, -2.0])))
