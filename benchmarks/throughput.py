@@ -1,0 +1,134 @@
+"""Engine vs. reference loop on real data, measured side by side in one run.
+
+    python benchmarks/throughput.py --n 200                  # both models, AG News + SST-2
+    python benchmarks/throughput.py --n 50 --models smollm2-135m --json out.json
+
+For each model and data set it classifies the same N texts with the reference loop (every
+prompt+completion evaluated alone) and with the engine, and reports texts/s, tokens decoded
+per text, the minimal token count (prompt tokens not cached + trie tokens), the model's raw
+prompt-processing rate measured in the same run, efficiency = (minimal tokens / engine
+seconds) / raw rate, the speed-up, exactness (max |engine - oracle| per completion score,
+label agreement) and peak RSS. Each model runs in its own process so peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SETS = {"agnews": ("agnews.jsonl", "topic.yaml"), "sst2": ("sst2.jsonl", "sentiment.yaml")}
+
+
+def read_texts(name: str, n: int) -> list[str]:
+    path = DATA / SETS[name][0]
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for _, line in zip(range(n), handle)]
+
+
+def minimal_tokens(encoded, n_pinned: int) -> int:  # type: ignore[no-untyped-def]
+    """Prompt tokens past the cache plus one token per distinct fed trie node."""
+    total = 0
+    for text in encoded:
+        fed = {c.tokens[:d] for c in text.candidates for d in range(1, len(c.tokens))}
+        total += len(text.prompt) - n_pinned + len(fed)
+    return total
+
+
+def run_model(model: str, n: int, threads: int | None, batch_size: int) -> list[dict]:
+    sys.path.insert(0, str(ROOT))
+    from lpclassify import Classifier
+
+    rows = []
+    for name in SETS:
+        runtime = {"batch_size": batch_size} | ({"threads": threads} if threads else {})
+        clf = Classifier.from_config(ROOT / "configs" / SETS[name][1], model=model, **runtime)
+        backend = clf.backend
+        texts = read_texts(name, n)
+        encoded = [clf.encode(t)[0] for t in texts]
+        raw_rate = backend.prompt_rate()  # type: ignore[attr-defined]
+
+        before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        reference = backend.score_reference(encoded)
+        reference_s = time.perf_counter() - start
+        reference_tokens = backend.stats.tokens_decoded - before  # type: ignore[attr-defined]
+
+        before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
+        padding_before = backend.stats.padding_tokens  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        engine = backend.score(encoded)
+        engine_s = time.perf_counter() - start
+        engine_tokens = backend.stats.tokens_decoded - before  # type: ignore[attr-defined]
+        padding = backend.stats.padding_tokens - padding_before  # type: ignore[attr-defined]
+        minimal = minimal_tokens(encoded, backend.n_pinned)  # type: ignore[attr-defined]
+
+        worst = max(float(np.abs(e - r).max()) for et, rt in zip(engine, reference) for e, r in zip(et, rt))
+        agree = _labels(clf, texts, engine) == _labels(clf, texts, reference)
+        rows.append({
+            "model": model, "dataset": name, "n": n, "batch_size": batch_size,
+            "reference_texts_per_s": n / reference_s, "engine_texts_per_s": n / engine_s,
+            "speedup": reference_s / engine_s,
+            "reference_tokens_per_text": reference_tokens / n, "engine_tokens_per_text": engine_tokens / n,
+            "padding_tokens_per_text": padding / n, "minimal_tokens_per_text": minimal / n,
+            "raw_rate_tokens_per_s": raw_rate, "efficiency": (minimal / engine_s) / raw_rate,
+            "max_abs_diff_nats": worst, "same_label": float(np.mean(agree)),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        })
+    return rows
+
+
+def _labels(clf, texts, token_logprobs) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Labels from per-token log-probs, through the classifier's own maths."""
+    from lpclassify.scoring import completion_score
+
+    logprobs = np.array([[completion_score("", c, v).logprob for c, v in zip(clf.encode(t)[0].candidates, per)]
+                         for t, per in zip(texts, token_logprobs)])
+    owners = [slot.label for slot in clf._slots]
+    from lpclassify.calibration import aggregate
+
+    return aggregate(logprobs, owners, len(clf.classes_), "logsumexp").argmax(axis=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(run_model(args.worker, args.n, args.threads, args.batch_size)))
+        return
+    rows: list[dict] = []
+    for model in args.models:
+        command = [sys.executable, __file__, "--worker", model, "--n", str(args.n),
+                   "--batch-size", str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.extend(json.loads(output.strip().splitlines()[-1]))
+    header = ("model", "data", "ref t/s", "engine t/s", "speed-up", "tok/text ref", "tok/text eng", "minimal",
+              "pad", "raw tok/s", "efficiency", "max|Δ| nats", "same label", "peak RSS MB")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for r in rows:
+        print(f"| {r['model']} | {r['dataset']} | {r['reference_texts_per_s']:.2f} | {r['engine_texts_per_s']:.2f} | "
+              f"{r['speedup']:.2f}x | {r['reference_tokens_per_text']:.1f} | {r['engine_tokens_per_text']:.1f} | "
+              f"{r['minimal_tokens_per_text']:.1f} | {r['padding_tokens_per_text']:.1f} | "
+              f"{r['raw_rate_tokens_per_s']:.0f} | {r['efficiency']:.2f} | {r['max_abs_diff_nats']:.1e} | "
+              f"{100 * r['same_label']:.1f}% | {r['peak_rss_mb']:.0f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2))
+    print(f"saved {args.json}")
+
+
+if __name__ == "__main__":
+    main()
