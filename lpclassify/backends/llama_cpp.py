@@ -31,7 +31,6 @@ engine reproduces the oracle bit for bit instead of approximately:
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import logging
 import os
@@ -270,8 +269,10 @@ class LlamaCppBackend:
             self._model = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: nothing useful to do
+        try:  # noqa: SIM105 - at interpreter shutdown even contextlib may be gone
             self.close()
+        except Exception:
+            pass
 
     # ------------------------------------------------------------------ decoding
 
