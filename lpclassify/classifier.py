@@ -80,7 +80,6 @@ class Classifier:
         self.classes_ = np.array(config.label_names)
         self._slots = self._make_slots()
         self._lock = threading.Lock()
-        self._prior: np.ndarray | None = None
         self._labels_text = describe_labels(config.labels)
         backend.pin_prefix(backend.tokenize(self._static_prefix(), True))
 
@@ -299,7 +298,15 @@ class Classifier:
     def fit_scores(self, raw: RawScores, labels: Sequence[Any]) -> Classifier:
         """:meth:`fit` on raw scores already computed (no model call)."""
         norm = self.config.scoring.normalize
-        y = calibration.label_indices(labels, self.config.label_names)
+        if self.config.decision.mode != "single":
+            raise ConfigError("fitted calibration is for single-label configs (decision.mode: single)",
+                              source=self.config.source, key="decision.mode")
+        if len(labels) != len(raw.logprobs) or not len(labels):
+            raise InputError(f"fit needs one label per text (got {len(raw.logprobs)} texts, {len(labels)} labels)")
+        try:
+            y = calibration.label_indices(labels, self.config.label_names)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         log_probs = np.log(np.clip(self.probabilities(raw, calibrate=False), 1e-300, None))
         fit = calibration.fit_bias_temperature(log_probs, y)
         self._calibration_state().fitted = (fit, norm, self.config.scoring.aggregate)
@@ -480,6 +487,9 @@ class Classifier:
     def iter_classify(self, texts: Iterable[str], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
         size = chunk_size or max(1, self.config.runtime.batch_size) * 4
+        if chunk_size is None and self.config.scoring.calibration == "batch":
+            # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
+            size = max(size, calibration.BATCH_CHUNK)
         chunk: list[str] = []
         for text in texts:
             chunk.append(text)
