@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from .backends.base import Backend
 from .config import Config, load_config
 from .decision import Prediction, decide_multi, decide_single
 from .errors import ConfigError, InputError
+from .long_inputs import Fitter
 from .prompts import describe_labels, render, static_prefix
 from .scoring import CompletionScore, completion_score
 from .tokenization import EncodedText, encode_pairs
@@ -53,6 +54,11 @@ class RawScores:
     n_chars: np.ndarray  # (n_candidates,)
     truncated: np.ndarray  # (n_texts,) bool
     scores: list[tuple[CompletionScore, ...]]
+    n_chunks: np.ndarray | None = None  # (n_texts,) windows each text was scored in; None: all 1
+
+    def __post_init__(self) -> None:
+        if self.n_chunks is None:
+            self.n_chunks = np.ones(len(self.logprobs), dtype=np.int64)
 
 
 _DEFAULT = object()
@@ -79,8 +85,11 @@ class Classifier:
         self.backend = backend
         self.classes_ = np.array(config.label_names)
         self._slots = self._make_slots()
-        self._lock = threading.Lock()
+        # Threads may share a classifier: the lock serializes model calls and the lazily built
+        # calibration state (re-entrant: reference scores are computed through raw_scores).
+        self._lock = threading.RLock()
         self._labels_text = describe_labels(config.labels)
+        self._fitter = Fitter(lambda text: encode_pairs(backend.tokenize, self.prompts(text)), backend.n_ctx)
         backend.pin_prefix(backend.tokenize(self._static_prefix(), True))
 
     # ------------------------------------------------------------------ construction
@@ -96,8 +105,6 @@ class Classifier:
         """
         config = path_or_mapping if isinstance(path_or_mapping, Config) else load_config(path_or_mapping)
         if runtime:
-            from dataclasses import replace
-
             config = replace(config, runtime=replace(config.runtime, **runtime))
         if backend is None:
             from .backends.llama_cpp import LlamaCppBackend
@@ -138,61 +145,62 @@ class Classifier:
                 for slot in self._slots]
 
     def encode(self, text: str) -> tuple[EncodedText, bool]:
-        """Tokenize a text's candidates; shorten the text if they do not fit the context."""
-        tokenize = self.backend.tokenize
-        encoded = encode_pairs(tokenize, self.prompts(text))
-        if encoded.n_tokens <= self.backend.n_ctx:
-            return encoded, False
-        if self.config.runtime.long_inputs != "truncate":
-            raise InputError(f"text of {encoded.n_tokens} tokens does not fit n_ctx={self.backend.n_ctx}")
-        return self._truncate(text), True
+        """Tokenize a text's candidates, shortened if they do not fit (the first window in chunk mode)."""
+        windows, truncated = self.encode_windows(text)
+        return windows[0], truncated
 
-    def _truncate(self, text: str) -> EncodedText:
-        """The longest cut of ``text`` (by characters, on the configured side) that fits."""
-        side = self.config.runtime.truncate_side
+    def encode_windows(self, text: str) -> tuple[list[EncodedText], bool]:
+        """A text's candidates as one encoding that fits the context, or several (see runtime.long_inputs).
 
-        def cut(n: int) -> str:
-            if side == "head":
-                return text[:n]
-            if side == "tail":
-                return text[len(text) - n:]
-            return text[: (n + 1) // 2] + " … " + text[len(text) - n // 2:] if n < len(text) else text
-
-        low, high = 0, len(text)
-        best: EncodedText | None = None
-        while low <= high:  # binary search on the kept length: token counts grow with it
-            middle = (low + high) // 2
-            encoded = encode_pairs(self.backend.tokenize, self.prompts(cut(middle)))
-            if encoded.n_tokens <= self.backend.n_ctx:
-                best, low = encoded, middle + 1
-            else:
-                high = middle - 1
-        if best is None:
-            raise InputError(f"the prompt template and completions alone exceed n_ctx={self.backend.n_ctx}; "
-                             "raise runtime.n_ctx or shorten the template")
-        return best
+        Returns the encodings and whether the text was truncated.
+        """
+        n_ctx = self.backend.n_ctx
+        # A text of many more tokens than n_ctx: skip encoding it whole (once per candidate).
+        if len(text) <= n_ctx or len(self.backend.tokenize(text, False)) <= n_ctx:
+            encoded = self._fitter.encode(text)
+            if self._fitter.fits(encoded):
+                return [encoded], False
+        if self.config.runtime.long_inputs == "chunk":
+            return [encoded for encoded, _ in self._fitter.windows(text)], False
+        return [self._fitter.truncate(text, self.config.runtime.truncate_side)[0]], True
 
     # ------------------------------------------------------------------ scoring
 
     def raw_scores(self, texts: Sequence[str], *, reference: bool = False) -> RawScores:
-        """Summed log-probs of every candidate for every text: one model pass."""
-        encoded, truncated = zip(*(self.encode(text) for text in texts)) if texts else ((), ())
+        """Summed log-probs of every candidate for every text: one model pass.
+
+        A text scored in several windows (``long_inputs: chunk``) gets, per candidate, the mean
+        of its windows' log-probs; calibration and the decision then work on it as on any text.
+        """
+        windows: list[EncodedText] = []
+        n_chunks: list[int] = []
+        truncated: list[bool] = []
+        for text in texts:
+            encoded, cut = self.encode_windows(text)
+            windows.extend(encoded)
+            n_chunks.append(len(encoded))
+            truncated.append(cut)
         with self._lock:
             score = self.backend.score_reference if reference else self.backend.score
-            token_logprobs = score(list(encoded))
+            token_logprobs = score(windows)
         labels = self.config.labels
         n = len(texts)
         logprobs = np.empty((n, len(self._slots)))
         n_tokens = np.empty((n, len(self._slots)), dtype=np.int64)
         all_scores: list[tuple[CompletionScore, ...]] = []
-        for i, (text_encoded, per_candidate) in enumerate(zip(encoded, token_logprobs)):
-            row = tuple(completion_score(labels[slot.label].name, candidate, values)
-                        for slot, candidate, values in zip(self._slots, text_encoded.candidates, per_candidate))
+        start = 0
+        for i, count in enumerate(n_chunks):
+            rows = [tuple(completion_score(labels[slot.label].name, candidate, values)
+                          for slot, candidate, values in zip(self._slots, windows[w].candidates, token_logprobs[w]))
+                    for w in range(start, start + count)]
+            start += count
+            row = rows[0] if count == 1 else tuple(_mean_score(scores) for scores in zip(*rows))
             logprobs[i] = [s.logprob for s in row]
             n_tokens[i] = [s.n_tokens for s in row]
             all_scores.append(row)
         n_chars = np.array([len(slot.completion.strip()) or 1 for slot in self._slots])
-        return RawScores(logprobs, n_tokens, n_chars, np.array(truncated, dtype=bool), all_scores)
+        return RawScores(logprobs, n_tokens, n_chars, np.array(truncated, dtype=bool), all_scores,
+                         np.array(n_chunks, dtype=np.int64))
 
     def probabilities(self, raw: RawScores, *, calibrate: bool = True, method: str | None = None,
                       normalize: str | None = None, batch_prior: np.ndarray | None = None) -> np.ndarray:
@@ -385,8 +393,11 @@ class Classifier:
         file (path, size, mtime) and rendered prompt with its candidates), per text, so that
         a text's reference scores are computed once whatever set it appears in.
         """
+        with self._lock:  # threads sharing the classifier compute and store each reference once
+            return self._reference_scores(list(texts))
+
+    def _reference_scores(self, texts: list[str]) -> RawScores:
         state = self._calibration_state()
-        texts = list(texts)
         missing = [t for t in dict.fromkeys(texts) if t not in state.references]
         path = self._reference_file()
         if missing and path is not None:
@@ -455,12 +466,14 @@ class Classifier:
         return fit
 
     def _set_calibration(self, method: str) -> None:
-        from dataclasses import replace
-
         if self.config.scoring.calibration != method:
             self.config = replace(self.config, scoring=replace(self.config.scoring, calibration=method))
 
     def _calibration_state(self) -> _CalibrationState:
+        with self._lock:  # built once even when threads ask at the same time
+            return self._build_calibration_state()
+
+    def _build_calibration_state(self) -> _CalibrationState:
         state = self.__dict__.get("_calibration")
         if state is None:
             state = self.__dict__["_calibration"] = _CalibrationState()
@@ -525,15 +538,17 @@ class Classifier:
         names = self.config.label_names
         decision = self.config.decision
         out = []
+        n_chunks = raw.n_chunks if raw.n_chunks is not None else np.ones(len(probs), dtype=np.int64)
         for i in range(len(probs)):
             if decision.mode == "multi":
                 thresholds = [label.threshold if label.threshold is not None else decision.threshold
                               for label in self.config.labels]
-                out.append(decide_multi(names, probs[i], thresholds, scores=raw.scores[i],
-                                        truncated=bool(raw.truncated[i])))
+                prediction = decide_multi(names, probs[i], thresholds, scores=raw.scores[i],
+                                          truncated=bool(raw.truncated[i]))
             else:
-                out.append(decide_single(names, probs[i], threshold=decision.threshold, top_k=decision.top_k,
-                                         scores=raw.scores[i], truncated=bool(raw.truncated[i])))
+                prediction = decide_single(names, probs[i], threshold=decision.threshold, top_k=decision.top_k,
+                                           scores=raw.scores[i], truncated=bool(raw.truncated[i]))
+            out.append(replace(prediction, n_chunks=int(n_chunks[i])) if n_chunks[i] > 1 else prediction)
         return out
 
     def predict(self, texts: Iterable[str]) -> list[str | None]:
@@ -548,3 +563,13 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.name!r}, labels={list(self.config.label_names)})"
+
+
+def _mean_score(scores: Sequence[CompletionScore]) -> CompletionScore:
+    """One completion's scores in several windows of a text -> their mean (per token where they align)."""
+    first = scores[0]
+    per_token = first.token_logprobs
+    if all(len(s.token_logprobs) == len(per_token) for s in scores):
+        per_token = tuple(float(v) for v in np.mean([s.token_logprobs for s in scores], axis=0))
+    return replace(first, logprob=float(np.mean([s.logprob for s in scores])),
+                   n_tokens=round(float(np.mean([s.n_tokens for s in scores]))), token_logprobs=per_token)

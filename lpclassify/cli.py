@@ -6,7 +6,8 @@ This is the only module that prints or decides exit statuses. Exit statuses:
 * 1 -- an internal error (a bug): a short message, the traceback with ``--debug`` or ``LPCLASSIFY_DEBUG=1``;
 * 2 -- a user error (any :class:`~lpclassify.errors.LpclassifyError`, bad arguments, an unreadable
   input file, a bad input record): one line ``lpclassify: error: ...`` on stderr, no traceback;
-* 130 -- interrupted (Ctrl-C): what was written to stdout is flushed, a partial ``-o`` file removed;
+* 130 -- interrupted (Ctrl-C): what was written is flushed; ``classify -o`` keeps ``OUTPUT.partial``
+  for ``--resume`` (see :mod:`lpclassify.runfiles`);
 * 143 -- terminated (SIGTERM), with the same clean-up;
 * 141 -- stdout was closed early (``lpclassify classify ... | head``), as if killed by SIGPIPE.
 
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
+from . import __version__, runfiles
 from . import io as lpio
 from .errors import ConfigError, InputError, LpclassifyError
 
@@ -84,16 +85,23 @@ input (one of):
   (nothing)         one text per line from standard input
 
 output: every input record with its fields untouched, plus label, labels,
-probabilities, abstained and reason (an input field with one of these names is kept
-as input_<name>). CSV output has one prob_<label> column per label and labels joined
-with ';'. The default format is a table on a terminal and JSON Lines otherwise; -o
-FILE picks csv or jsonl from its suffix and is written atomically.
+probabilities, abstained and reason (and truncated or chunks for long texts; an input
+field with one of these names is kept as input_<name>). CSV output has one prob_<label>
+column per label and labels joined with ';'. The default format is a table on a
+terminal and JSON Lines otherwise; -o FILE picks csv or jsonl from its suffix.
+
+-o FILE is written as FILE.partial, record by record, and renamed to FILE when the run
+completes. After an interruption (Ctrl-C, a crash, a bad record) the same command with
+--resume continues where it stopped. --errors skip sets bad records aside, with their
+line number and reason, instead of stopping at the first one: in out.rejected.jsonl for
+-o out.jsonl (without -o: next to the input, in.rejected.jsonl for -i in.csv).
 
 examples:
   lpclassify classify -c sentiment "Loved it" "Never again"
   printf 'great\\nawful\\n' | lpclassify classify -c sentiment --model smollm2-135m
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl
-  lpclassify classify -c topic -i news.csv -o topics.csv --batch-size 16 --threads 4"""
+  lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl --resume
+  lpclassify classify -c topic -i news.csv -o topics.csv --errors skip --threads 4"""
 
 VALIDATE_EPILOG = """\
 Without --model/--tokens only the configs are checked (no model is loaded). With them,
@@ -228,7 +236,14 @@ def _add_classify(sub: Any) -> None:
     group.add_argument("--text-field", default="text", metavar="NAME",
                        help="the JSON key or CSV column that holds the text (default: text)")
     group.add_argument("-o", "--output", metavar="FILE",
-                       help="write to FILE instead of stdout (via a temporary file, renamed when complete)")
+                       help="write to FILE instead of stdout (as FILE.partial, renamed when complete)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run that left FILE.partial (same input and config)")
+    group.add_argument("--errors", choices=lpio.ERROR_POLICIES, default="fail",
+                       help="a bad input record stops the run (fail, the default) or is set aside (skip)")
+    group.add_argument("--rejected", metavar="FILE",
+                       help="where --errors skip writes rejected records (default: beside the output, "
+                            "out.rejected.jsonl for -o out.jsonl; else beside the input; else rejected.jsonl)")
     group.add_argument("-f", "--format", choices=lpio.OUTPUT_FORMATS,
                        help="output format (default: from the -o suffix, else table on a terminal, else jsonl)")
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -343,6 +358,11 @@ def warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
+def log_info(message: str) -> None:
+    """A progress message, shown with --verbose."""
+    logging.getLogger("lpclassify").info(message)
+
+
 def _one_line(message: object) -> str:
     return " ".join(str(message).split("\n")).strip()
 
@@ -378,6 +398,16 @@ class Records:
 
     def __iter__(self) -> Iterator[lpio.InputRecord]:
         return iter(self.records)
+
+    def items(self) -> Iterator[lpio.InputRecord | lpio.InputRecordError]:
+        """Records and bad records in input order (see :meth:`lpclassify.io.RecordReader.items`)."""
+        items = getattr(self.records, "items", None)
+        return items() if callable(items) else iter(self.records)
+
+    @property
+    def identity(self) -> str:
+        """What a resumed run must read again: the input file's absolute path, or ``<stdin>``/``<arguments>``."""
+        return str(self.file.path.resolve()) if self.file is not None else self.source
 
     def where(self, first: int, last: int | None = None) -> str:
         """``in.jsonl:3``, ``in.jsonl: lines 1-32``, ``argument 2``, ``arguments 1-4``: for messages."""
@@ -471,28 +501,56 @@ def cmd_classify(args: argparse.Namespace) -> int:
     fmt = args.format or (lpio.output_format_for(output) if output else None)
     if fmt is None:
         fmt = "table" if output is None and _stdout_is_terminal() else "jsonl"
+    if args.resume and output is None:
+        raise InputError("--resume continues the output file of an interrupted run: give it with -o FILE")
+    skip_errors = args.errors == "skip"
     with contextlib.ExitStack() as stack:
         records = open_records(args, stack)
-        if output and records.file is not None and lpio.same_file(records.file.path, output):
-            raise InputError(f"--output {output} is the input file; write somewhere else")
-        if output:  # opened before the model loads: an unwritable -o fails fast
-            stream: TextIO = stack.enter_context(lpio.atomic_output(output, newline=""))
-            to_terminal = False
+        input_path = records.file.path if records.file is not None else None
+        rejected_target = Path(args.rejected) if args.rejected else runfiles.default_rejected_path(
+            output, str(input_path) if input_path else None)
+        for name, path in (("--output", output), ("the rejected-records file", skip_errors and rejected_target)):
+            if path and input_path is not None and lpio.same_file(input_path, path):
+                raise InputError(f"{name} {path} is the input file; write somewhere else")
+        # Checked before the model loads: a bad -o or --resume fails fast.
+        run = runfiles.RunFiles(output, fmt, resume=args.resume) if output else None
+        clf = load_classifier(config, args)
+        if run is not None:
+            run.start({"input": records.identity, "format": fmt, "text_field": args.text_field,
+                       "config": runfiles.fingerprint(clf.config, getattr(clf.backend, "model_path", None))})
+            if run.resuming:
+                log_info(f"resuming {run.partial}: {run.done} input records already done")
+            elif args.resume:
+                log_info(f"no {run.partial} to resume: starting from the first record")
+            stream: TextIO = run.stream  # type: ignore[assignment]
+            rejected = run.rejected if skip_errors else None
         else:
             stream = sys.stdout
-            to_terminal = _stdout_is_terminal()
-        clf = load_classifier(config, args)
-        writer = lpio.make_writer(fmt, stream, clf.config.label_names, flush=output is None,
-                                  width=_terminal_width(), multi=clf.config.decision.mode == "multi")
+            rejected = runfiles.RejectedLog(rejected_target) if skip_errors else None
+            if rejected is not None:
+                stack.callback(rejected.close)
+        writer = lpio.make_writer(fmt, stream, clf.config.label_names, flush=True, width=_terminal_width(),
+                                  multi=clf.config.decision.mode == "multi",
+                                  csv_columns=run.csv_columns if run is not None else None)
         show_progress = args.progress if args.progress is not None else _stderr_is_terminal()
         progress = None
         if show_progress and records.file is not None:
             progress = Progress(sys.stderr, records.file.size, records.file.position)
         if records.interactive:
             print(f"{PROG}: reading texts from the terminal, one per line; end with Ctrl-D", file=sys.stderr)
-        classify_records(clf, records, writer, progress=progress, clear_progress=to_terminal,
-                         chunk_size=1 if records.interactive else None)
-        writer.close()
+        try:
+            truncated = classify_records(clf, records, writer, rejected=rejected, skip=run.done if run else 0,
+                                         after_write=run.written if run else None, progress=progress,
+                                         clear_progress=output is None and _stdout_is_terminal(),
+                                         chunk_size=1 if records.interactive else None)
+            writer.close()
+        except BaseException as exc:
+            if run is not None and (kept := run.abandon(writer.count)):
+                exc.hint = (f"{kept} input records are done and kept in {run.partial}; "  # type: ignore[attr-defined]
+                            "run the same command with --resume to continue")
+            raise
+        if run is not None:
+            run.commit(rejected_target, remove_stale=skip_errors)
         if progress is not None:
             progress.close()
     for name in sorted(writer.renamed):
@@ -501,38 +559,94 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if dropped:
         warn(f"CSV columns come from the first record; field(s) {', '.join(sorted(dropped))} of later records "
              "were left out (use JSON Lines output to keep them)")
+    if truncated:
+        warn(f"{truncated} text{'s were' if truncated != 1 else ' was'} truncated to fit n_ctx={clf.backend.n_ctx} "
+             "(runtime.long_inputs: chunk scores long texts whole, in windows)")
+    n_rejected = (run.rejected.count if run is not None and run.rejected else rejected.count if rejected else 0)
+    if n_rejected:
+        warn(f"{n_rejected} of {writer.count + n_rejected} records {'were' if n_rejected != 1 else 'was'} rejected "
+             f"and set aside in {rejected_target} (line and reason for each)")
     return EXIT_OK
 
 
-def classify_records(clf: Classifier, records: Records, writer: lpio.Writer, *, progress: Progress | None = None,
-                     clear_progress: bool = False, chunk_size: int | None = None) -> None:
-    """Classify a stream of records in order, writing each result as soon as it is ready."""
-    pending: collections.deque[lpio.InputRecord] = collections.deque()
+EMPTY_TEXT = ("empty text; nothing to classify (set runtime.empty_text: abstain in the config to abstain on empty "
+              "texts instead)")
+
+
+def classify_records(clf: Classifier, records: Records, writer: lpio.Writer, *,
+                     rejected: runfiles.RejectedLog | None = None, skip: int = 0,
+                     after_write: Callable[[], None] | None = None, progress: Progress | None = None,
+                     clear_progress: bool = False, chunk_size: int | None = None) -> int:
+    """Classify a stream of records in order, writing each result as soon as it is ready.
+
+    A bad record (the reader's, or an empty text the config does not abstain on) stops the
+    run, or with ``rejected`` goes there, in its place in the input order: rows and rejected
+    records together are then always the first N input records, which ``--resume`` relies on.
+    The first ``skip`` input records (good or bad) are passed over. Returns how many texts
+    were truncated.
+    """
+    pending: collections.deque[lpio.InputRecord | lpio.InputRecordError] = collections.deque()
     allow_empty = clf.config.runtime.empty_text == "abstain"
+    seen = 0
+    truncated = 0
+    reading_failed = False  # the input's own errors name their place already
 
     def texts() -> Iterator[str]:
-        for record in records:
-            if not allow_empty and not record.text.strip():
-                raise _record_error(records, record.line,
-                                    "empty text; nothing to classify (set runtime.empty_text: abstain in the "
-                                    "config to abstain on empty texts instead)")
-            pending.append(record)
-            yield record.text
+        nonlocal reading_failed
+        try:
+            yield from read()
+        except LpclassifyError:
+            reading_failed = True
+            raise
+
+    def read() -> Iterator[str]:
+        nonlocal seen
+        for item in records.items():
+            seen += 1
+            if seen <= skip:
+                continue
+            if isinstance(item, lpio.InputRecord) and not allow_empty and not item.text.strip():
+                if rejected is None:
+                    raise _record_error(records, item.line, EMPTY_TEXT)
+                item = lpio.InputRecordError(records.source, item.line, EMPTY_TEXT, item.fields)
+            if isinstance(item, lpio.InputRecordError):
+                if rejected is None:
+                    raise item
+                pending.append(item)
+                continue
+            pending.append(item)
+            yield item.text
+        if seen < skip:
+            raise InputError(f"cannot resume: the input has {seen} records, but the partial output already holds "
+                             f"{skip}; is it the same input?")
+
+    def set_aside() -> None:
+        while pending and isinstance(pending[0], lpio.InputRecordError):
+            error = pending.popleft()
+            assert rejected is not None
+            rejected.write(error)
+            if after_write is not None:
+                after_write()
 
     try:
         for prediction in clf.iter_classify(texts(), chunk_size=chunk_size):
+            set_aside()
             record = pending.popleft()
+            assert isinstance(record, lpio.InputRecord)
             if progress is not None and clear_progress:
                 progress.clear()
             writer.write(record, prediction.as_dict())
+            truncated += prediction.truncated
+            if after_write is not None:
+                after_write()
             if progress is not None:
                 progress.update(writer.count)
-    except (lpio.InputRecordError, _ArgumentError):
-        raise
+        set_aside()
     except LpclassifyError as exc:
-        if not pending:
+        if reading_failed or not pending:
             raise
         raise InputError(f"{records.where(pending[0].line, pending[-1].line)}: {_one_line(exc)}") from None
+    return truncated
 
 
 class _ArgumentError(InputError):
@@ -757,6 +871,7 @@ def explain(clf: Classifier, text: str) -> dict[str, Any]:
         "model": model_info,
         "prompts": prompts,
         "truncated": bool(truncated),
+        "chunks": prediction.n_chunks,
         "completions": completions,
         "label_scores": label_scores,
         "prior": prior,
@@ -795,6 +910,9 @@ def _print_explanation(report: dict[str, Any]) -> None:
               f"calibration={cfg['calibration']}\n")
     if report["truncated"]:
         out.write("note:    the text was shortened to fit the context (runtime.n_ctx)\n")
+    if report["chunks"] > 1:
+        out.write(f"note:    the text was scored in {report['chunks']} windows that fit the context; each "
+                  "log-prob below is the mean over the windows\n")
     for i, prompt in enumerate(report["prompts"]):
         title = "prompt" if len(report["prompts"]) == 1 else f"prompt {i + 1} of {len(report['prompts'])}"
         out.write(f"\n{title}:\n")
@@ -960,6 +1078,13 @@ def _exit_status(code: object) -> int:
     return EXIT_USER
 
 
+def _print_hint(exc: BaseException) -> None:
+    """A second line a command attached to its exception (``exc.hint``), e.g. how to resume."""
+    hint = getattr(exc, "hint", None)
+    if hint:
+        print(f"{PROG}: {hint}", file=sys.stderr)
+
+
 def _flush_stdout() -> None:
     with contextlib.suppress(Exception):
         sys.stdout.flush()
@@ -994,6 +1119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _flush_stdout()
         terminated = isinstance(exc, _Terminated)
         print(f"\n{PROG}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        _print_hint(exc)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
@@ -1001,6 +1127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LpclassifyError as exc:
         _flush_stdout()
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        _print_hint(exc)
         return EXIT_USER
     except SystemExit as exc:  # a plugin command that exits on its own
         return _exit_status(exc.code)
@@ -1012,6 +1139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: this is a bug; please report it with the command you ran"
               + ("" if debug else f" and the traceback (rerun with --debug or {DEBUG_ENV}=1 to see it)"),
               file=sys.stderr)
+        _print_hint(exc)
         return EXIT_INTERNAL
 
 

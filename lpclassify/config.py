@@ -139,6 +139,8 @@ def load_config(path_or_mapping: str | Path | Mapping[str, Any]) -> Config:
         raise ConfigError(f"invalid YAML: {where}{exc.problem or exc.context}", source=source) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", source=source) from None
+    except RecursionError:  # PyYAML parses nesting recursively: "[[[[..." thousands deep
+        raise ConfigError("invalid YAML: nested too deeply", source=source) from None
     if data is None:
         raise ConfigError("the file is empty; expected a mapping with 'prompt' and 'labels'", source=source)
     return parse_config(data, source=source)

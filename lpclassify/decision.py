@@ -22,6 +22,8 @@ class Prediction:
     ``probabilities`` maps every label to its probability (summing to 1 in single-label mode;
     in multi-label mode each is that label's own yes-probability). ``labels`` lists the chosen
     labels: the top-k in single-label mode, every label over its threshold in multi-label mode.
+    ``truncated``: the text was cut to fit the context; ``n_chunks``: it was scored in that many
+    windows (``runtime.long_inputs: chunk``).
     """
 
     label: str | None
@@ -31,6 +33,7 @@ class Prediction:
     reason: str | None = None
     scores: tuple[CompletionScore, ...] = field(default=(), repr=False)
     truncated: bool = False
+    n_chunks: int = 1
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready record (what the CLI writes)."""
@@ -43,6 +46,8 @@ class Prediction:
         }
         if self.truncated:
             record["truncated"] = True
+        if self.n_chunks > 1:
+            record["chunks"] = self.n_chunks
         return record
 
 

@@ -141,7 +141,7 @@ def concat_raw(parts: Sequence[RawScores]) -> RawScores:
         return parts[0]
     return RawScores(np.concatenate([p.logprobs for p in parts]), np.concatenate([p.n_tokens for p in parts]),
                      parts[0].n_chars, np.concatenate([p.truncated for p in parts]),
-                     [row for p in parts for row in p.scores])
+                     [row for p in parts for row in p.scores], np.concatenate([p.n_chunks for p in parts]))
 
 
 def slice_raw(raw: RawScores, rows: slice | np.ndarray) -> RawScores:
@@ -149,7 +149,7 @@ def slice_raw(raw: RawScores, rows: slice | np.ndarray) -> RawScores:
 
     index = np.arange(len(raw.logprobs))[rows]
     return RawScores(raw.logprobs[index], raw.n_tokens[index], raw.n_chars, raw.truncated[index],
-                     [raw.scores[i] for i in index])
+                     [raw.scores[i] for i in index], raw.n_chunks[index] if raw.n_chunks is not None else None)
 
 
 def _batch_chunk(clf: Classifier) -> int:

@@ -5,6 +5,8 @@ Every reader turns a file (JSON Lines, CSV/TSV, plain text) into a stream of
 on, the record's own fields (kept untouched and written back next to the prediction) and
 the text to classify. Nothing is read ahead, so a file of any size streams in constant
 memory, and every problem is an :class:`InputRecordError` that names the file and line.
+:meth:`RecordReader.items` hands bad records over in file order instead of raising, so a
+caller can set them aside (``classify --errors skip``) and still count every input record.
 
 >>> import io as _io
 >>> reader = RecordReader(_io.BytesIO(b'{"id": 7, "text": "Great!"}\\n'), "jsonl", source="in.jsonl")
@@ -38,8 +40,8 @@ INPUT_FORMATS = ("jsonl", "csv", "tsv", "txt")
 OUTPUT_FORMATS = ("jsonl", "csv", "table")
 ERROR_POLICIES = ("fail", "skip")
 
-# The keys a prediction adds to an output record (``Prediction.as_dict()`` plus ``truncated``).
-PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "truncated")
+# The keys a prediction adds to an output record (``Prediction.as_dict()``).
+PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "truncated", "chunks")
 
 _SUFFIX_FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
@@ -61,13 +63,16 @@ class InputRecordError(InputError):
     """A record that cannot be read: bad JSON or CSV, bad encoding, a missing text field...
 
     ``str()`` is ``"SOURCE:LINE: MESSAGE"``; ``source``, ``line`` and ``message`` are kept
-    apart so that a caller can skip the record and report it later.
+    apart so that a caller can skip the record and report it later; ``raw`` is the record as
+    read (the line, undecodable bytes as ``\\xNN`` escapes; or its fields when it was read
+    fine and refused later) so that a skipped record is never lost.
     """
 
-    def __init__(self, source: str, line: int, message: str) -> None:
+    def __init__(self, source: str, line: int, message: str, raw: Any = None) -> None:
         self.source = source
         self.line = line
         self.message = message
+        self.raw = raw
         super().__init__(f"{source}:{line}: {message}")
 
 
@@ -163,6 +168,20 @@ class RecordReader:
         self.skipped: list[InputRecordError] = []
 
     def __iter__(self) -> Iterator[InputRecord]:
+        for item in self.items():
+            if isinstance(item, InputRecordError):
+                if self.errors == "fail":
+                    raise item
+                self.skipped.append(item)
+            else:
+                yield item
+
+    def items(self) -> Iterator[InputRecord | InputRecordError]:
+        """Every record and every bad record, in file order, whatever ``errors`` says.
+
+        Only problems that end the file (an unreadable stream, a CSV header without the
+        text column) raise.
+        """
         if self.format == "jsonl":
             return self._jsonl()
         if self.format in ("csv", "tsv"):
@@ -171,12 +190,10 @@ class RecordReader:
 
     # ------------------------------------------------------------------ helpers
 
-    def _bad(self, line: int, message: str) -> None:
-        """Report a bad record: raise, or remember it and let the caller skip it."""
-        error = InputRecordError(self.source, line, message)
-        if self.errors == "fail":
-            raise error
-        self.skipped.append(error)
+    def _bad(self, line: int, message: str, raw: str | bytes | None = None) -> InputRecordError:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="backslashreplace")
+        return InputRecordError(self.source, line, message, _strip_newline(raw) if raw is not None else None)
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
         """(line number, raw bytes with line ending) for every physical line; drops a UTF-8 BOM."""
@@ -186,53 +203,57 @@ class RecordReader:
         except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz, a read error
             raise InputError(f"{self.source}: cannot read: {exc}") from None
 
-    def _decode(self, number: int, raw: bytes) -> str | None:
+    def _decode(self, number: int, raw: bytes) -> str | InputRecordError:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self._bad(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line); "
-                              "convert the file to UTF-8, e.g. with iconv")
-            return None
+            return self._bad(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the "
+                                     "line); convert the file to UTF-8, e.g. with iconv", raw)
 
     # ------------------------------------------------------------------ formats
 
-    def _txt(self) -> Iterator[InputRecord]:
+    def _txt(self) -> Iterator[InputRecord | InputRecordError]:
         for number, raw in self._lines():
             text = self._decode(number, raw)
-            if text is None:
+            if isinstance(text, InputRecordError):
+                yield text
                 continue
             text = _strip_newline(text)
             yield InputRecord(number, {"text": text}, text)
 
-    def _jsonl(self) -> Iterator[InputRecord]:
-        field = self.text_field
+    def _jsonl(self) -> Iterator[InputRecord | InputRecordError]:
         for number, raw in self._lines():
             line = self._decode(number, raw)
-            if line is None or not line.strip():
-                continue  # blank lines (a trailing newline, a separating blank) are not records
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                self._bad(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(record, dict):
-                self._bad(number, f"expected a JSON object, got {_json_type(record)}")
-                continue
-            if field not in record:
-                fields = ", ".join(map(repr, record)) or "none"
-                self._bad(number, f"no field {field!r} in this record (its fields: {fields}); "
-                                  "choose the text field with --text-field")
-                continue
-            text = record[field]
-            if not isinstance(text, str):
-                self._bad(number, f"field {field!r} is {_json_type(text)}, expected a string")
-                continue
-            yield InputRecord(number, record, text)
+            if isinstance(line, InputRecordError):
+                yield line
+            elif line.strip():  # blank lines (a trailing newline, a separating blank) are not records
+                yield self._json_record(number, line)
 
-    def _csv(self, delimiter: str) -> Iterator[InputRecord]:
+    def _json_record(self, number: int, line: str) -> InputRecord | InputRecordError:
+        field = self.text_field
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return self._bad(number, f"invalid JSON: {exc.msg} (column {exc.colno})", line)
+        except (ValueError, RecursionError) as exc:  # an integer of 5000 digits, [[[[... nested too deep
+            return self._bad(number, f"invalid JSON: {type(exc).__name__}: {exc}", line)
+        if not isinstance(record, dict):
+            return self._bad(number, f"expected a JSON object, got {_json_type(record)}", line)
+        if field not in record:
+            fields = ", ".join(map(repr, record)) or "none"
+            return self._bad(number, f"no field {field!r} in this record (its fields: {fields}); "
+                                     "choose the text field with --text-field", line)
+        text = record[field]
+        if not isinstance(text, str):
+            return self._bad(number, f"field {field!r} is {_json_type(text)}, expected a string", line)
+        return InputRecord(number, record, text)
+
+    def _csv(self, delimiter: str) -> Iterator[InputRecord | InputRecordError]:
         # Texts can be long: lift the csv module's 128 KiB field limit (process-wide, harmless).
         csv.field_size_limit(min(2**31 - 1, 1 << 30))
         numbers = [0]  # the physical line most recently handed to the csv module
+        consumed: list[str] = []  # the lines of the row being read (kept for a rejected row)
+        undecodable: list[InputRecordError] = []  # bad lines met while reading it: reported first
 
         def decoded() -> Iterator[str]:
             for number, raw in self._lines():
@@ -240,7 +261,10 @@ class RecordReader:
                 text = self._decode(number, raw)
                 # An undecodable line is skipped whole; in a quoted multi-line field that garbles the row,
                 # which the row checks below then report.
-                if text is not None:
+                if isinstance(text, InputRecordError):
+                    undecodable.append(text)
+                else:
+                    consumed.append(text)
                     yield text
 
         reader = csv.reader(decoded(), delimiter=delimiter, strict=True)
@@ -248,15 +272,22 @@ class RecordReader:
         column = -1
         while True:
             start = numbers[0] + 1
+            consumed.clear()
             try:
-                row = next(reader)
+                row: list[str] | None = next(reader)
             except StopIteration:
-                return
+                row = None
             except csv.Error as exc:
-                self._bad(max(start, 1), f"malformed {self.format.upper()} row ({exc})")
+                yield from undecodable
+                undecodable.clear()
+                yield self._bad(max(start, 1), f"malformed {self.format.upper()} row ({exc})", "".join(consumed))
                 if numbers[0] < start:  # nothing consumed: the csv module cannot go on
                     return
                 continue
+            yield from undecodable
+            undecodable.clear()
+            if row is None:
+                return
             if not row:
                 continue  # a blank line
             if header is None:
@@ -272,7 +303,8 @@ class RecordReader:
                 column = header.index(self.text_field)
                 continue
             if len(row) != len(header):
-                self._bad(start, f"expected {len(header)} columns as in the header, got {len(row)}")
+                yield self._bad(start, f"expected {len(header)} columns as in the header, got {len(row)}",
+                                "".join(consumed))
                 continue
             yield InputRecord(start, dict(zip(header, row, strict=True)), row[column])
 
@@ -371,19 +403,20 @@ class JsonlWriter(Writer):
 
 class CsvWriter(Writer):
     """CSV with the input columns, then ``label``, ``labels`` (``;``-separated), one ``prob_<label>``
-    column per label, ``abstained``, ``reason`` and ``truncated``.
+    column per label, ``abstained``, ``reason``, ``truncated`` and ``chunks``.
 
     The columns are fixed by the first record; fields that only later records have (JSON
-    Lines input can vary) are left out and listed in :attr:`dropped`.
+    Lines input can vary) are left out and listed in :attr:`dropped`. ``columns`` continues
+    a file whose header row is already written (a resumed run).
     """
 
     def __init__(self, stream: TextIO, label_names: Sequence[str], *, flush: bool = False,
-                 delimiter: str = ",") -> None:
+                 delimiter: str = ",", columns: Sequence[str] | None = None) -> None:
         super().__init__(stream, flush=flush)
         self.label_names = tuple(label_names)
         self.prediction_columns = ["label", "labels", *(f"prob_{name}" for name in self.label_names),
-                                   "abstained", "reason", "truncated"]
-        self.columns: list[str] | None = None
+                                   "abstained", "reason", "truncated", "chunks"]
+        self.columns: list[str] | None = list(columns) if columns is not None else None
         self.dropped: set[str] = set()
         self._writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
 
@@ -395,6 +428,7 @@ class CsvWriter(Writer):
         flat["abstained"] = prediction.get("abstained", False)
         flat["reason"] = prediction.get("reason")
         flat["truncated"] = prediction.get("truncated", False)
+        flat["chunks"] = prediction.get("chunks", 1)
         return flat
 
     def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
@@ -466,12 +500,12 @@ def _cut(text: str, width: int) -> str:
 
 
 def make_writer(fmt: str, stream: TextIO, label_names: Sequence[str], *, flush: bool = False, width: int = 100,
-                multi: bool = False) -> Writer:
-    """A writer for ``fmt`` (one of :data:`OUTPUT_FORMATS`)."""
+                multi: bool = False, csv_columns: Sequence[str] | None = None) -> Writer:
+    """A writer for ``fmt`` (one of :data:`OUTPUT_FORMATS`); ``csv_columns``: see :class:`CsvWriter`."""
     if fmt == "jsonl":
         return JsonlWriter(stream, flush=flush)
     if fmt == "csv":
-        return CsvWriter(stream, label_names, flush=flush)
+        return CsvWriter(stream, label_names, flush=flush, columns=csv_columns)
     if fmt == "table":
         return TableWriter(stream, label_names, width=width, flush=flush, multi=multi)
     raise InputError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")

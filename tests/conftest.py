@@ -7,6 +7,9 @@ a clear reason when it is missing, never silently faked.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,33 @@ def gemma_backend():  # type: ignore[no-untyped-def]
 def backend(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """Each real model's backend in turn."""
     return shared_backend(request.param)
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Iterator[str]:
+    """SmolLM2's path; in-process ``cli.main`` commands asking for ``--model smollm2-135m`` share one
+    loaded model (real, just not reloaded; one thread, n_ctx 2048)."""
+    from lpclassify import cli
+    from lpclassify.backends.llama_cpp import LlamaCppBackend
+    from lpclassify.classifier import Classifier
+    from lpclassify.config import Config
+    from lpclassify.models import resolve_model
+
+    try:
+        path = resolve_model("smollm2-135m")
+    except ModelError as exc:
+        pytest.skip(f"model not available: {exc}")
+    backend = LlamaCppBackend(path, threads=1)
+    load_classifier = cli.load_classifier
+
+    def reuse(config: Config, args: argparse.Namespace, model: str | None = None) -> Classifier:
+        if (model or getattr(args, "model", None)) != "smollm2-135m":
+            return load_classifier(config, args, model)
+        if getattr(args, "batch_size", None):  # the flag still reaches the config, as it would on a fresh load
+            config = replace(config, runtime=replace(config.runtime, batch_size=args.batch_size))
+        return Classifier(config, backend)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "load_classifier", reuse)
+        yield str(path)
+    backend.close()

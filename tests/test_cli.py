@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -10,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,40 +16,12 @@ import pytest
 from lpclassify import cli
 from lpclassify import io as lpio
 from lpclassify.cli import main
-from lpclassify.config import Config
 from lpclassify.errors import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTIMENT = str(ROOT / "configs" / "sentiment.yaml")
 # One thread: on a shared machine llama.cpp's spinning worker threads slow everything down.
 SMOL = ["--model", "smollm2-135m", "--threads", "1"]
-
-
-@pytest.fixture(scope="module")
-def smollm2() -> Iterator[str]:
-    """SmolLM2's path; in-process commands asking for it share one loaded model (real, just not reloaded)."""
-    from lpclassify.backends.llama_cpp import LlamaCppBackend
-    from lpclassify.classifier import Classifier
-    from lpclassify.models import resolve_model
-
-    try:
-        path = resolve_model("smollm2-135m")
-    except ModelError as exc:
-        pytest.skip(f"model not available: {exc}")
-    backend = LlamaCppBackend(path, threads=1)
-    load_classifier = cli.load_classifier
-
-    def reuse(config: Config, args: argparse.Namespace, model: str | None = None) -> Classifier:
-        if (model or getattr(args, "model", None)) != "smollm2-135m":
-            return load_classifier(config, args, model)
-        if getattr(args, "batch_size", None):  # the flag still reaches the config, as it would on a fresh load
-            config = replace(config, runtime=replace(config.runtime, batch_size=args.batch_size))
-        return Classifier(config, backend)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load_classifier", reuse)
-        yield str(path)
-    backend.close()
 
 
 def run(*argv: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 120,
@@ -179,18 +148,20 @@ def test_table_format(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_classifier_errors_name_the_lines_of_the_chunk(smollm2: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "short.yaml"
-    config.write_text(Path(SENTIMENT).read_text(encoding="utf-8") + "\nruntime:\n  n_ctx: 64\n  long_inputs: chunk\n",
-                      encoding="utf-8")
+    instructions = "Read this review carefully, then say whether the reviewer liked it. " * 6  # > 64 tokens
+    config.write_text(f"prompt: '{instructions}Review: {{text}}'\n"
+                      "labels: [positive, negative]\nruntime: {n_ctx: 64, long_inputs: chunk}\n", encoding="utf-8")
     source = tmp_path / "in.txt"
     source.write_text("short\n" + "long " * 100 + "\nshort again\n", encoding="utf-8")
     # The model's path rather than its name: a fresh load, with the config's small context.
     assert main(["classify", "-c", str(config), "--model", smollm2, "--threads", "1", "-i", str(source)]) == 2
-    assert_one_line_error(capsys.readouterr().err, f"{source}: lines 1-3:", "does not fit n_ctx=64")
+    assert_one_line_error(capsys.readouterr().err, f"{source}: lines 1-3:", "template and completions alone",
+                          "n_ctx=64")
 
 
 @pytest.mark.model
-def test_ctrl_c_removes_the_partial_output(smollm2: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_keeps_the_partial_output_for_resume(smollm2: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "in.txt"
     source.write_text("one\ntwo\nthree\n", encoding="utf-8")
     original = lpio.JsonlWriter._write
@@ -202,8 +173,11 @@ def test_ctrl_c_removes_the_partial_output(smollm2: str, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(lpio.JsonlWriter, "_write", interrupted_after_one)
     assert main(["classify", "-c", "sentiment", *SMOL, "-i", str(source), "-o", str(tmp_path / "out.jsonl")]) == 130
-    assert "interrupted" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "1 input records are done and kept in" in err and "--resume" in err
+    # Nothing that looks complete: no out.jsonl, only the partial files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl.partial", "out.jsonl.partial.json"]
+    assert [json.loads(line)["text"] for line in (tmp_path / "out.jsonl.partial").read_text().splitlines()] == ["one"]
 
 
 # --------------------------------------------------------------------------- user errors (no model loaded)
@@ -407,7 +381,8 @@ def test_subprocess_user_errors(argv: list[str], words: list[str], tmp_path: Pat
 @pytest.mark.model
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_subprocess_interrupted_mid_run(smollm2: str, tmp_path: Path, sig: signal.Signals) -> None:
-    """Ctrl-C (or SIGTERM) mid-run: exit 130 (143), complete lines on stdout, no partial -o file, no traceback."""
+    """Ctrl-C (or SIGTERM) mid-run: exit 130 (143), complete lines on stdout, no traceback, no -o file that
+    looks complete."""
     (tmp_path / "in.txt").write_text("".join(f"review number {i}, quite good\n" for i in range(2000)),
                                      encoding="utf-8")
     # A shell may start background jobs with SIGINT ignored; make sure Python turns it into KeyboardInterrupt.
@@ -423,8 +398,9 @@ def test_subprocess_interrupted_mid_run(smollm2: str, tmp_path: Path, sig: signa
             first = process.stdout.readline()  # type: ignore[union-attr]  # results are streaming out
             assert json.loads(first)["text"] == "review number 0, quite good"
         else:
+            partial = tmp_path / "out.jsonl.partial"
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any(p.name.startswith(".out.jsonl.") for p in tmp_path.iterdir()):
+            while time.monotonic() < deadline and not (partial.exists() and partial.read_text().count("\n") >= 2):
                 time.sleep(0.02)
         process.send_signal(sig)
         out, err = process.communicate(timeout=60)
@@ -434,7 +410,11 @@ def test_subprocess_interrupted_mid_run(smollm2: str, tmp_path: Path, sig: signa
     assert process.returncode == (130 if sig == signal.SIGINT else 143), err
     assert ("interrupted" if sig == signal.SIGINT else "terminated") in err and "Traceback" not in err
     assert all(json.loads(line)["label"] for line in out.splitlines())  # only whole records
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+    if sig == signal.SIGINT:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+    else:  # kept for --resume; nothing named out.jsonl
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl.partial", "out.jsonl.partial.json"]
+        assert "--resume" in err
 
 
 @pytest.mark.model

@@ -212,14 +212,15 @@ def test_csv_writer_flattens_probabilities_and_keeps_columns() -> None:
     out = io.StringIO()
     writer = CsvWriter(out, ["pos", "neg"])
     writer.write(InputRecord(2, {"id": "1", "text": "a, b", "label": "gold"}, "a, b"), PREDICTION)
-    writer.write(InputRecord(3, {"id": "2", "text": "c", "extra": {"k": 1}}, "c"), {**PREDICTION, "truncated": True})
+    writer.write(InputRecord(3, {"id": "2", "text": "c", "extra": {"k": 1}}, "c"),
+                 {**PREDICTION, "truncated": True, "chunks": 3})
     writer.close()
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert list(rows[0]) == ["id", "text", "input_label", "label", "labels", "prob_pos", "prob_neg", "abstained",
-                             "reason", "truncated"]
+                             "reason", "truncated", "chunks"]
     assert rows[0]["text"] == "a, b" and rows[0]["input_label"] == "gold" and rows[0]["label"] == "pos"
     assert float(rows[0]["prob_pos"]) == 0.75 and rows[0]["abstained"] == "false" and rows[0]["reason"] == ""
-    assert rows[1]["truncated"] == "true"
+    assert rows[1]["truncated"] == "true" and rows[0]["chunks"] == "1" and rows[1]["chunks"] == "3"
     assert writer.dropped == {"extra"} and writer.renamed == {"label"}
 
 
@@ -227,7 +228,7 @@ def test_csv_writer_without_records_still_writes_a_header() -> None:
     out = io.StringIO()
     writer = make_writer("csv", out, ["a", "b"])
     writer.close()
-    assert out.getvalue().splitlines() == ["label,labels,prob_a,prob_b,abstained,reason,truncated"]
+    assert out.getvalue().splitlines() == ["label,labels,prob_a,prob_b,abstained,reason,truncated,chunks"]
 
 
 def test_table_writer_is_one_readable_line_per_text() -> None:

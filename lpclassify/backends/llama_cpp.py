@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..gguf import check_gguf
 from ..tokenization import EncodedText, common_prefix_length
 from .base import ScoreResult
 
@@ -173,6 +174,9 @@ class LlamaCppBackend:
         # No repacked weights: their kernels treat a row differently depending on where it falls
         # in the batch (4-row blocks vs. leftovers), which breaks batch invariance.
         model_params.use_extra_bufts = False
+        # llama.cpp trusts the header of what it maps: a truncated or foreign file can crash the
+        # process. Every load goes through the header check first (a few ms, no tensor data read).
+        check_gguf(self.model_path)
         _log_capture.recent.clear()
         self._model = llama_cpp.llama_model_load_from_file(str(self.model_path).encode(), model_params)
         if not self._model:
