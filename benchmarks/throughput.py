@@ -43,24 +43,25 @@ def minimal_tokens(encoded, n_pinned: int) -> int:  # type: ignore[no-untyped-de
     return total
 
 
-def run_model(model: str, n: int, threads: int | None, batch_size: int) -> list[dict]:
+def run_model(model: str, n: int, threads: int | None, batch_size: int | None, sets: list[str]) -> list[dict]:
     sys.path.insert(0, str(ROOT))
     from lpclassify import Classifier
 
     rows = []
-    for name in SETS:
-        runtime = {"batch_size": batch_size} | ({"threads": threads} if threads else {})
+    for name in sets:
+        runtime = ({"batch_size": batch_size} if batch_size else {}) | ({"threads": threads} if threads else {})
         clf = Classifier.from_config(ROOT / "configs" / SETS[name][1], model=model, **runtime)
         backend = clf.backend
         texts = read_texts(name, n)
         encoded = [clf.encode(t)[0] for t in texts]
-        raw_rate = backend.prompt_rate()  # type: ignore[attr-defined]
+        rates = [backend.prompt_rate()]  # type: ignore[attr-defined]
 
         before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
         start = time.perf_counter()
         reference = backend.score_reference(encoded)
         reference_s = time.perf_counter() - start
         reference_tokens = backend.stats.tokens_decoded - before  # type: ignore[attr-defined]
+        rates.append(backend.prompt_rate())  # type: ignore[attr-defined]
 
         before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
         padding_before = backend.stats.padding_tokens  # type: ignore[attr-defined]
@@ -69,17 +70,21 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int) -> list[
         engine_s = time.perf_counter() - start
         engine_tokens = backend.stats.tokens_decoded - before  # type: ignore[attr-defined]
         padding = backend.stats.padding_tokens - padding_before  # type: ignore[attr-defined]
+        # The machine is shared and noisy: the raw rate is the best of measurements taken before,
+        # between and after the two runs, which makes the efficiency a conservative figure.
+        rates.append(backend.prompt_rate())  # type: ignore[attr-defined]
+        raw_rate = max(rates)
         minimal = minimal_tokens(encoded, backend.n_pinned)  # type: ignore[attr-defined]
 
         worst = max(float(np.abs(e - r).max()) for et, rt in zip(engine, reference) for e, r in zip(et, rt))
         agree = _labels(clf, texts, engine) == _labels(clf, texts, reference)
         rows.append({
-            "model": model, "dataset": name, "n": n, "batch_size": batch_size,
+            "model": model, "dataset": name, "n": n, "batch_size": backend.batch_size,  # type: ignore[attr-defined]
             "reference_texts_per_s": n / reference_s, "engine_texts_per_s": n / engine_s,
             "speedup": reference_s / engine_s,
             "reference_tokens_per_text": reference_tokens / n, "engine_tokens_per_text": engine_tokens / n,
             "padding_tokens_per_text": padding / n, "minimal_tokens_per_text": minimal / n,
-            "raw_rate_tokens_per_s": raw_rate, "efficiency": (minimal / engine_s) / raw_rate,
+            "raw_rate_tokens_per_s": raw_rate, "raw_rates": rates, "efficiency": (minimal / engine_s) / raw_rate,
             "max_abs_diff_nats": worst, "same_label": float(np.mean(agree)),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         })
@@ -98,22 +103,51 @@ def _labels(clf, texts, token_logprobs) -> np.ndarray:  # type: ignore[no-untype
     return aggregate(logprobs, owners, len(clf.classes_), "logsumexp").argmax(axis=1)
 
 
+# The issue's targets: speed-up per data set, efficiency, exactness, memory of the default model.
+SPEEDUP_TARGET = {"agnews": 5.0, "sst2": 2.0}
+EFFICIENCY_TARGET = 0.8
+MAX_DIFF_NATS = 1e-3
+SAME_LABEL = 0.995
+PEAK_RSS_MB = 1.5 * 1024
+DEFAULT_MODEL = "gemma-3-270m"
+
+
+def print_targets(rows: list[dict]) -> None:
+    """One line per target and row: met or missed, with the figure."""
+    print("\ntargets:")
+    for r in rows:
+        checks = [
+            (f"speed-up >= {SPEEDUP_TARGET[r['dataset']]:.0f}x", r["speedup"] >= SPEEDUP_TARGET[r["dataset"]],
+             f"{r['speedup']:.1f}x"),
+            (f"efficiency >= {EFFICIENCY_TARGET}", r["efficiency"] >= EFFICIENCY_TARGET, f"{r['efficiency']:.2f}"),
+            (f"max |engine - oracle| <= {MAX_DIFF_NATS:g} nats", r["max_abs_diff_nats"] <= MAX_DIFF_NATS,
+             f"{r['max_abs_diff_nats']:.1e}"),
+            (f"same label >= {100 * SAME_LABEL:.1f}%", r["same_label"] >= SAME_LABEL, f"{100 * r['same_label']:.1f}%"),
+        ]
+        if r["model"] == DEFAULT_MODEL:
+            checks.append(("peak RSS <= 1.5 GB", r["peak_rss_mb"] <= PEAK_RSS_MB, f"{r['peak_rss_mb']:.0f} MB"))
+        for name, met, figure in checks:
+            print(f"  {'met   ' if met else 'MISSED'} {r['model']} {r['dataset']}: {name} ({figure})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
+    parser.add_argument("--data", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, help="texts per decode (default: the configs' runtime.batch_size)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_model(args.worker, args.n, args.threads, args.batch_size)))
+        print(json.dumps(run_model(args.worker, args.n, args.threads, args.batch_size, args.data)))
         return
     rows: list[dict] = []
     for model in args.models:
-        command = [sys.executable, __file__, "--worker", model, "--n", str(args.n),
-                   "--batch-size", str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
+        command = [sys.executable, __file__, "--worker", model, "--n", str(args.n), "--data", *args.data]
+        command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        command += ["--threads", str(args.threads)] if args.threads else []
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.extend(json.loads(output.strip().splitlines()[-1]))
     header = ("model", "data", "ref t/s", "engine t/s", "speed-up", "tok/text ref", "tok/text eng", "minimal",
@@ -125,6 +159,7 @@ def main() -> None:
               f"{r['minimal_tokens_per_text']:.1f} | {r['padding_tokens_per_text']:.1f} | "
               f"{r['raw_rate_tokens_per_s']:.0f} | {r['efficiency']:.2f} | {r['max_abs_diff_nats']:.1e} | "
               f"{100 * r['same_label']:.1f}% | {r['peak_rss_mb']:.0f} |")
+    print_targets(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
     print(f"saved {args.json}")

@@ -90,7 +90,7 @@ class Runtime:
     """Engine knobs; ``None`` means "let the backend choose"."""
 
     n_ctx: int = 1024
-    batch_size: int = 1
+    batch_size: int = 8
     threads: int | None = None
     n_gpu_layers: int = 0
     long_inputs: str = "truncate"
@@ -382,7 +382,7 @@ def _parse_runtime(top: _Reader, source: str) -> Runtime:
                      ("n_ctx", "batch_size", "threads", "n_gpu_layers", "long_inputs", "truncate_side",
                       "empty_text"))
     n_ctx = reader.integer("n_ctx", 1024, low=64, high=131072)
-    batch_size = reader.integer("batch_size", 1, low=1, high=256)
+    batch_size = reader.integer("batch_size", 8, low=1, high=256)
     n_gpu_layers = reader.integer("n_gpu_layers", 0, low=-1)
     assert n_ctx is not None and batch_size is not None and n_gpu_layers is not None
     return Runtime(

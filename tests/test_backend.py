@@ -48,12 +48,9 @@ def independent_logprobs(model_path, prompt: list[int], continuation: list[int])
 
     import llama_cpp
 
+    ctx = _context(str(model_path))
     model = _model(str(model_path))
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = params.n_batch = params.n_ubatch = 512
-    params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-    params.n_threads = params.n_threads_batch = 2
-    ctx = llama_cpp.llama_init_from_model(model, params)
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)  # nothing left from before
     tokens = prompt + continuation
     batch = llama_cpp.llama_batch_init(len(tokens), 0, 1)
     try:
@@ -73,7 +70,22 @@ def independent_logprobs(model_path, prompt: list[int], continuation: list[int])
         return np.array(out)
     finally:
         llama_cpp.llama_batch_free(batch)
-        llama_cpp.llama_free(ctx)
+
+
+_contexts: dict[str, object] = {}
+
+
+def _context(path: str):  # type: ignore[no-untyped-def]
+    """One plain context per model for the whole session (cleared before every evaluation)."""
+    import llama_cpp
+
+    if path not in _contexts:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = params.n_batch = params.n_ubatch = 512
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.n_threads = params.n_threads_batch = 2
+        _contexts[path] = llama_cpp.llama_init_from_model(_model(path), params)
+    return _contexts[path]
 
 
 _models: dict[str, object] = {}
@@ -135,8 +147,9 @@ def test_a_texts_scores_do_not_depend_on_its_batch(backend) -> None:
 
 
 def test_engine_decodes_each_token_at_most_once(backend) -> None:
-    # one trie branch (" not" -> " not bad" -> " not bad at"): everything is served by the batch
-    encoded = encode_all(backend, TEXTS[:4], [" positive", " not good", " not bad", " not bad at all", "!"])
+    # several trie branches (" not" -> " not bad" -> " not bad at", " très" -> ...), one per wave
+    encoded = encode_all(backend, TEXTS[:4])
+    assert any(len({c.tokens[0] for c in text.candidates if len(c.tokens) > 1}) > 1 for text in encoded)
     before = backend.stats.tokens_decoded
     backend.score(encoded)
     decoded = backend.stats.tokens_decoded - before
@@ -159,3 +172,56 @@ def test_shared_leading_tokens_are_fed_once(backend) -> None:
     before = backend.stats.tokens_decoded
     backend.score(encoded)
     assert backend.stats.tokens_decoded - before == len(text.prompt) - backend.n_pinned + len(fed)
+
+
+def test_branches_of_different_lengths_match_the_oracle(backend) -> None:
+    # branch 2 is longer than branch 1 and branch 3 shares two tokens with branch 2: each wave
+    # must land in the cells a lone evaluation uses, and reuse what the earlier waves decoded
+    completions = [" a b", " x y z w v", " x y q r", " m n o", " positive"]
+    encoded = encode_all(backend, TEXTS[:5], completions)
+    assert max(len({c.tokens[:1] for c in t.candidates if len(c.tokens) > 1}) for t in encoded) >= 3
+    fast = backend.score(encoded)
+    oracle = backend.score_reference(encoded)
+    worst = max(float(np.abs(f - o).max()) for ft, ot in zip(fast, oracle) for f, o in zip(ft, ot))
+    assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
+
+
+def test_a_pinned_prefix_longer_than_the_sliding_window(backend) -> None:
+    # Gemma 3 attends over 512 tokens in most layers; its cache must still keep every cell
+    from lpclassify.backends.llama_cpp import LlamaCppBackend
+
+    shots = " ".join(f"Review {i}: the film was {'great' if i % 2 else 'awful'}. Sentiment: "
+                     f"{'positive' if i % 2 else 'negative'}." for i in range(40))
+    prefix = "Label each review.\n" + shots + "\nReview:"
+    long_backend = LlamaCppBackend(backend.model_path, n_ctx=1024, batch_size=3, threads=backend.threads)
+    try:
+        long_backend.pin_prefix(long_backend.tokenize(prefix, True))
+        assert long_backend.n_pinned > 512
+        encoded = [encode_candidates(long_backend.tokenize, f"{prefix} {t}\nSentiment:",
+                                     [" positive", " negative", " so so"]) for t in TEXTS[:3]]
+        fast = long_backend.score(encoded)
+        oracle = long_backend.score_reference(encoded)
+    finally:
+        long_backend.close()
+    worst = max(float(np.abs(f - o).max()) for ft, ot in zip(fast, oracle) for f, o in zip(ft, ot))
+    assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
+
+
+def test_engine_stays_exact_across_many_batches_and_oracle_calls(backend) -> None:
+    # the filler kept between batches (and the cells the oracle leaves free) must never shift a row
+    encoded = encode_all(backend)
+    expected = backend.score_reference(encoded)
+    order = list(range(len(encoded))) * 3
+    random.Random(3).shuffle(order)
+    old = backend.batch_size
+    try:
+        for step, batch_size in enumerate((1, 5, 2, 8, 3)):
+            backend.batch_size = batch_size
+            chosen = order[step * 4: step * 4 + 4 + batch_size]
+            got = backend.score([encoded[i] for i in chosen])
+            for i, per_candidate in zip(chosen, got):
+                for a, b in zip(expected[i], per_candidate):
+                    assert np.abs(a - b).max() <= 1e-4
+            backend.score_reference(encoded[:1])
+    finally:
+        backend.batch_size = old
