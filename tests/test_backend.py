@@ -225,3 +225,20 @@ def test_engine_stays_exact_across_many_batches_and_oracle_calls(backend) -> Non
             backend.score_reference(encoded[:1])
     finally:
         backend.batch_size = old
+
+
+def test_a_model_that_cannot_roll_back_is_scored_by_the_reference_path(backend, monkeypatch) -> None:
+    # recurrent/hybrid models keep no per-token cells to remove: no pinning, no shared cells
+    encoded = encode_all(backend, TEXTS[:2], [" positive", " not bad"])
+    expected = backend.score_reference(encoded)
+    monkeypatch.setattr(backend, "can_roll_back", False)
+    pinned = backend.n_pinned
+    backend.pin_prefix(backend.tokenize("Something else entirely, long enough to pin a block.", True))
+    assert backend.n_pinned == pinned  # left alone
+    before = backend.stats.tokens_decoded
+    got = backend.score(encoded)
+    naive = sum(len(t.prompt) + len(c.tokens) - 1 for t in encoded for c in t.candidates)
+    assert backend.stats.tokens_decoded - before == naive  # every candidate on its own
+    for a, b in zip(expected, got):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import CharBackend
 
 from lpclassify import Classifier, ConfigError, calibration, evaluation
 from lpclassify.config import load_config
@@ -160,45 +161,6 @@ def test_calibration_file_checks(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- wiring (fake backend)
 
 
-class FakeBackend:
-    """One character per token; a completion's log-prob depends on words in the prompt, plus a bias
-    towards ' negative' that calibration should remove."""
-
-    n_ctx = 4096
-
-    def __init__(self, model_path: Path | None = None) -> None:
-        self.model_path = model_path
-        self.texts = 0
-
-    def tokenize(self, text: str, add_bos: bool) -> list[int]:
-        return [ord(c) for c in text]
-
-    def token_text(self, token: int) -> str:
-        return chr(token)
-
-    def pin_prefix(self, tokens: object) -> None:
-        pass
-
-    def score(self, texts):  # type: ignore[no-untyped-def]
-        out = []
-        for text in texts:
-            prompt = "".join(map(chr, text.prompt))
-            row = []
-            for candidate in text.candidates:
-                completion = "".join(map(chr, candidate.tokens))
-                value = -2.0 - 0.1 * len(prompt) / 100
-                if "neg" in completion:
-                    value += 1.0 + (1.5 if "bad" in prompt else 0.0)
-                elif "good" in prompt:
-                    value += 1.5
-                row.append(np.full(len(candidate.tokens), value / len(candidate.tokens)))
-            out.append(row)
-            self.texts += 1
-        return out
-
-    score_reference = score
-
-
 CONFIG = {"name": "fake", "prompt": "Review: {text}\nSentiment:",
           "labels": {"positive": {"completions": [" positive"]}, "negative": {"completions": [" negative"]}}}
 
@@ -207,7 +169,8 @@ def fake_classifier(tmp_path: Path, **scoring: object) -> Classifier:
     model = tmp_path / "fake.gguf"
     if not model.exists():  # rewriting it would change its mtime: a different model for the cache
         model.write_bytes(b"GGUF")
-    clf = Classifier(load_config({**CONFIG, "scoring": scoring}), FakeBackend(model))
+    backend = CharBackend(model, length_penalty=0.1)  # scores shrink with the prompt's length too
+    clf = Classifier(load_config({**CONFIG, "scoring": scoring}), backend)
     clf.reference_cache_dir = tmp_path / "cache"
     return clf
 

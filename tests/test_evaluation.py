@@ -8,50 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import CharBackend
 
 from lpclassify import Classifier, InputError, calibration, evaluation, metrics
 from lpclassify.cli_eval import main
 from lpclassify.config import CALIBRATIONS, NORMALIZATIONS, load_config
-
-
-class FakeBackend:
-    """One character per token; ' positive' gains with "good" in the prompt, ' negative' with "bad",
-    and ' negative' has a constant head start that calibration should remove."""
-
-    n_ctx = 4096
-
-    def __init__(self, model_path: Path | None = None) -> None:
-        self.model_path = model_path
-        self.texts = 0
-
-    def tokenize(self, text: str, add_bos: bool) -> list[int]:
-        return [ord(c) for c in text]
-
-    def token_text(self, token: int) -> str:
-        return chr(token)
-
-    def pin_prefix(self, tokens: object) -> None:
-        pass
-
-    def score(self, texts):  # type: ignore[no-untyped-def]
-        out = []
-        for text in texts:
-            prompt = "".join(map(chr, text.prompt))
-            row = []
-            for candidate in text.candidates:
-                completion = "".join(map(chr, candidate.tokens))
-                value = -2.0
-                if "neg" in completion:
-                    value += 1.0 + (1.5 if "bad" in prompt else 0.0)
-                elif "good" in prompt:
-                    value += 1.5
-                row.append(np.full(len(candidate.tokens), value / len(candidate.tokens)))
-            out.append(row)
-            self.texts += 1
-        return out
-
-    score_reference = score
-
 
 CONFIG = {"name": "fake", "prompt": "Review: {text}\nSentiment:",
           "labels": {"positive": {"completions": [" positive", " good"]}, "negative": {"completions": [" negative"]}},
@@ -66,7 +27,7 @@ LABELS = ["positive", "negative", "negative", "positive", "positive", "negative"
 def fake(tmp_path: Path) -> Classifier:
     model = tmp_path / "fake.gguf"
     model.write_bytes(b"GGUF")
-    clf = Classifier(load_config(CONFIG), FakeBackend(model))
+    clf = Classifier(load_config(CONFIG), CharBackend(model))
     clf.reference_cache_dir = tmp_path / "cache"
     return clf
 

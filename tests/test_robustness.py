@@ -473,12 +473,12 @@ def test_four_threads_sharing_one_classifier_match_a_serial_run(small_backend: o
 def test_resume_hint_survives_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """Even a bug mid-run leaves the rows done so far for --resume (no model: a fake classifier)."""
-    import test_calibration as fake
+    from fakes import CharBackend
 
     monkeypatch.chdir(tmp_path)
     Path("in.txt").write_text("good one\nbad one\ngood two\n", encoding="utf-8")
     monkeypatch.setattr(cli, "load_classifier",
-                        lambda config, args, model=None: Classifier(config, fake.FakeBackend()))
+                        lambda config, args, model=None: Classifier(config, CharBackend()))
     original = lpio.Writer.write
 
     def write(self: lpio.Writer, record: lpio.InputRecord, prediction: dict) -> None:
