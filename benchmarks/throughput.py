@@ -76,7 +76,9 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
         raw_rate = max(rates)
         minimal = minimal_tokens(encoded, backend.n_pinned)  # type: ignore[attr-defined]
 
-        worst = max(float(np.abs(e - r).max()) for et, rt in zip(engine, reference) for e, r in zip(et, rt))
+        # scored tokens only: the engine leaves a candidate's unscored leading tokens unread (NaN)
+        worst = max(float(np.abs(e[len(e) - c.n_scored:] - r[len(r) - c.n_scored:]).max())
+                    for text, et, rt in zip(encoded, engine, reference) for c, e, r in zip(text.candidates, et, rt))
         agree = _labels(clf, texts, engine) == _labels(clf, texts, reference)
         rows.append({
             "model": model, "dataset": name, "n": n, "batch_size": backend.batch_size,  # type: ignore[attr-defined]

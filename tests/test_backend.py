@@ -242,3 +242,24 @@ def test_a_model_that_cannot_roll_back_is_scored_by_the_reference_path(backend, 
     for a, b in zip(expected, got):
         for x, y in zip(a, b):
             assert np.array_equal(x, y)
+
+
+def test_multi_label_questions_are_exact_and_read_only_scored_tokens(backend) -> None:
+    # multi-label mode: one question per label after the shared text; each question is a trie
+    # branch of its own, decoded in its own wave, and only the answer tokens are read
+    from lpclassify.tokenization import encode_pairs
+
+    questions = [" Is it about money?", " Is it about a film?", " Is something broken?"]
+    backend.pin_prefix(backend.tokenize("Ticket:", True))
+    encoded = [encode_pairs(backend.tokenize, [(f"Ticket: {t}\nQuestion:{q}\nAnswer:", a)
+                                               for q in questions for a in (" yes", " no")]) for t in TEXTS[:3]]
+    assert all(c.n_scored < len(c.tokens) for t in encoded for c in t.candidates)
+    before = backend.stats.logit_rows
+    fast = backend.score(encoded)
+    assert backend.stats.logit_rows - before == len(encoded) * len(questions)  # one row per question
+    oracle = backend.score_reference(encoded)
+    for text, fast_text, oracle_text in zip(encoded, fast, oracle):
+        for candidate, f, o in zip(text.candidates, fast_text, oracle_text):
+            scored = slice(len(candidate.tokens) - candidate.n_scored, None)
+            assert np.abs(f[scored] - o[scored]).max() <= 1e-4
+            assert np.isnan(f[: scored.start]).all()  # the question's own tokens are never read

@@ -16,7 +16,8 @@ import numpy as np
 from ..tokenization import EncodedText
 
 # One entry per text; in it, one float64 array per candidate: log p(token | everything before)
-# for each of the candidate's ``tokens``.
+# for each of the candidate's ``tokens``. Only the last ``n_scored`` are ever used; a fast path
+# may leave the leading ones (the candidate's own prompt, in multi-label mode) as NaN.
 ScoreResult = list[list[np.ndarray]]
 
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..gguf import check_gguf
-from ..tokenization import EncodedText, common_prefix_length
+from ..tokenization import Candidate, EncodedText, common_prefix_length
 from .base import ScoreResult
 from .kv_cells import KvCells, Placement, Row
 
@@ -99,7 +99,9 @@ class _TextPlan:
     start: int  # KV cell of the first prompt row
     leaves: list[tuple[int, ...]]
     seqs: list[int]
-    # trie node (tokens after the prompt; () is the last prompt row) -> candidate tokens read there
+    # trie node (tokens after the prompt; () is the last prompt row) -> candidate tokens read there.
+    # Only scored tokens are read: a candidate's leading tokens that belong to its own prompt
+    # (multi-label questions) are fed but never need the vocabulary-wide output row.
     reads_at: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
 
     @property
@@ -462,8 +464,8 @@ class LlamaCppBackend:
         plan = _TextPlan(text=text, reused=reused, start=self._cells.text_start(cursor, reused), leaves=leaves,
                          seqs=list(range(first_seq, first_seq + max(1, len(leaves)))))
         for candidate in text.candidates:
-            for depth, token in enumerate(candidate.tokens):
-                plan.reads_at.setdefault(candidate.tokens[:depth], set()).add(token)
+            for depth in range(len(candidate.tokens) - candidate.n_scored, len(candidate.tokens)):
+                plan.reads_at.setdefault(candidate.tokens[:depth], set()).add(candidate.tokens[depth])
         return plan
 
     def score(self, texts: Sequence[EncodedText]) -> ScoreResult:
@@ -518,8 +520,7 @@ class LlamaCppBackend:
             self._reset_memory()
             raise
         self.stats.texts += len(plans)
-        return [[np.array([values[i][candidate.tokens[:depth]][token] for depth, token in enumerate(candidate.tokens)],
-                          dtype=np.float64) for candidate in plan.text.candidates]
+        return [[_candidate_values(candidate, values[i]) for candidate in plan.text.candidates]
                 for i, plan in enumerate(plans)]
 
     def _run_wave(self, plans: Sequence[_TextPlan], wave: int,
@@ -534,9 +535,10 @@ class LlamaCppBackend:
             prompt = plan.text.prompt
             if wave == 0:
                 for k, pos in enumerate(range(plan.reused, len(prompt))):
-                    row = Row(prompt[pos], pos, list(plan.seqs), pos == len(prompt) - 1)
+                    row = Row(prompt[pos], pos, list(plan.seqs), pos == len(prompt) - 1 and () in plan.reads_at)
                     rows.append((row, plan.start + k))
-                nodes.append((i, (), rows[-1][0]))
+                if () in plan.reads_at:
+                    nodes.append((i, (), rows[-1][0]))
             if wave < len(plan.leaves):
                 leaf = plan.leaves[wave]
                 first = plan.shared_depth(wave - 1) if wave > 0 else 0
@@ -569,6 +571,13 @@ class LlamaCppBackend:
             depth = plan.shared_depth(wave)
             self._cells.retire(seq, plan.start + plan.n_prompt_rows + depth, prompt_len + depth, len(leaf) - depth)
         self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+
+
+def _candidate_values(candidate: Candidate, values: dict[tuple[int, ...], dict[int, float]]) -> np.ndarray:
+    """A candidate's per-token log-probs; NaN for its unscored leading tokens (never read)."""
+    first_scored = len(candidate.tokens) - candidate.n_scored
+    return np.array([values[candidate.tokens[:depth]][token] if depth >= first_scored else np.nan
+                     for depth, token in enumerate(candidate.tokens)], dtype=np.float64)
 
 
 def _attention_span(end: int) -> int:
