@@ -145,33 +145,26 @@ class KvCells:
                 raise ValueError(f"cell {cell} is in use")
         self._free_filler(targets)
 
-        layout: list[Row] = []
-        cells: list[int] = []
-        padding_cells: list[int] = []
+        cells: list[int] = []  # every cell the batch fills, ascending: its batch order
+        row_at: dict[int, Row] = {}
         cell = self.base
         for row, target in rows:
-            while cell < target:
-                if self.owner[cell] == FREE:
-                    padding_cells.append(cell)
-                    layout.append(None)  # type: ignore[arg-type]  # filled in below
-                    cells.append(cell)
-                cell += 1
-            layout.append(row)
+            cells.extend(c for c in range(cell, target) if self.owner[c] == FREE)
             cells.append(target)
+            row_at[target] = row
             cell = target + 1
-        while len(layout) < min_rows:
+        while len(cells) < min_rows:
             if cell >= self.n_cells:
                 raise ValueError("no free KV cells left for padding")
             if self.owner[cell] == FREE:
-                padding_cells.append(cell)
-                layout.append(None)  # type: ignore[arg-type]
                 cells.append(cell)
             cell += 1
 
+        padding_cells = [c for c in cells if c not in row_at]
         runs = self._padding_runs(padding_cells)
-        padding_rows = iter(Row(self.padding_token, run.first_pos + k, [run.seq], False)
-                            for run in runs for k in range(run.count))
-        layout = [row if row is not None else next(padding_rows) for row in layout]
+        padding = {run.first_cell + k: Row(self.padding_token, run.first_pos + k, [run.seq], False)
+                   for run in runs for k in range(run.count)}
+        layout = [row_at[c] if c in row_at else padding[c] for c in cells]
         for used in cells:
             self.owner[used] = BUSY
         return Placement(layout, cells, len(padding_cells), runs)
@@ -256,7 +249,7 @@ class KvCells:
                 self.owner[c] = FREE
 
     def trim(self, limit: int) -> None:
-        """Free the filler of every line at or above cell ``limit`` (a multiple of ``align``).
+        """Free the filler of the line holding cell ``limit`` and of every line above it.
 
         llama.cpp's attention spans every cell up to the last one used: filler left far above
         the batches in use would make every decode pay for it.
