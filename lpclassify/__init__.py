@@ -8,12 +8,13 @@
 from .classifier import Classifier, RawScores
 from .config import Config, load_config
 from .decision import Prediction
-from .errors import ConfigError, InputError, LpclassifyError, ModelError
+from .errors import CapacityError, ConfigError, InputError, LpclassifyError, ModelError
 from .scoring import CompletionScore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CapacityError",
     "Classifier",
     "CompletionScore",
     "Config",

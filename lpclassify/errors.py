@@ -36,3 +36,7 @@ class ModelError(LpclassifyError):
 
 class InputError(LpclassifyError):
     """An input text or input file is unusable (empty text, bad encoding, bad record...)."""
+
+
+class CapacityError(LpclassifyError):
+    """A label set asks more of one llama.cpp decode than it allows (too many or too long completions)."""

@@ -263,3 +263,16 @@ def test_multi_label_questions_are_exact_and_read_only_scored_tokens(backend) ->
             scored = slice(len(candidate.tokens) - candidate.n_scored, None)
             assert np.abs(f[scored] - o[scored]).max() <= 1e-4
             assert np.isnan(f[: scored.start]).all()  # the question's own tokens are never read
+
+
+def test_a_completion_longer_than_the_logit_rows_is_refused_not_a_crash(backend) -> None:
+    # llama.cpp aborts the whole process past n_outputs_max: both paths must refuse first
+    long_completion = " yes" * (backend.max_outputs + 4)
+    encoded = encode_all(backend, TEXTS[:1], [" positive", long_completion])
+    from lpclassify.errors import CapacityError
+
+    with pytest.raises(CapacityError, match="logit rows"):
+        backend.score_reference(encoded)
+    with pytest.raises(CapacityError, match="logit rows"):
+        backend.score(encoded)
+    assert backend.score(encode_all(backend, TEXTS[:1], [" positive"]))  # still usable afterwards

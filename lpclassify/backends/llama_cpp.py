@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import CapacityError, ModelError
 from ..gguf import check_gguf
 from ..tokenization import Candidate, EncodedText, common_prefix_length
 from .base import ScoreResult
@@ -386,6 +386,9 @@ class LlamaCppBackend:
             return results
 
     def _score_alone(self, prompt: Sequence[int], continuation: Sequence[int]) -> np.ndarray:
+        if len(continuation) > self.max_outputs:  # llama.cpp would abort the process
+            raise CapacityError(f"a completion of {len(continuation)} tokens exceeds the {self.max_outputs} logit rows "
+                                "one decode may return: use shorter completions")
         seq = TEXT_SEQS[0]
         tokens = list(prompt) + list(continuation[:-1])
         first_read = len(prompt) - 1
@@ -488,9 +491,9 @@ class LlamaCppBackend:
                     plans = []
                     plan = self._plan(text, TEXT_SEQS[0], self._cells.base)
                 if not self._fits([plan]):
-                    raise ValueError(f"a text needs {len(plan.seqs)} sequences and {plan.n_outputs} logit rows; "
-                                     f"the engine allows {len(TEXT_SEQS)} and {self.max_outputs}: "
-                                     "use fewer or shorter completions")
+                    raise CapacityError(f"the completions need {len(plan.seqs)} trie branches and {plan.n_outputs} "
+                                        f"logit rows per text; the engine allows at most {len(TEXT_SEQS)} and "
+                                        f"{self.max_outputs}: use fewer or shorter completions")
                 plans.append(plan)
             if plans:
                 results.extend(self._run(plans))
