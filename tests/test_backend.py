@@ -276,3 +276,23 @@ def test_a_completion_longer_than_the_logit_rows_is_refused_not_a_crash(backend)
     with pytest.raises(CapacityError, match="logit rows"):
         backend.score(encoded)
     assert backend.score(encode_all(backend, TEXTS[:1], [" positive"]))  # still usable afterwards
+
+
+def test_after_an_error_mid_batch_the_engine_starts_clean_and_stays_exact(backend, monkeypatch) -> None:
+    encoded = encode_all(backend, TEXTS[:4])
+    expected = backend.score_reference(encoded)
+    pinned = backend.n_pinned
+    assert pinned > 0
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated llama.cpp failure")
+
+    monkeypatch.setattr(backend, "_decode", broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        backend.score(encoded)
+    monkeypatch.undo()
+    got = backend.score(encoded)  # the cells are cleared and the prefix decoded again
+    assert backend.n_pinned == pinned
+    for a, b in zip(expected, got):
+        for x, y in zip(a, b):
+            assert np.abs(x - y).max() <= 1e-4

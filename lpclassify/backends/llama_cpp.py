@@ -201,6 +201,8 @@ class LlamaCppBackend:
         self.stats = EngineStats()
         self._lock = threading.RLock()
         self._pinned: tuple[int, ...] = ()
+        self._pin_wanted: tuple[int, ...] = ()  # what pin_prefix was asked for: restored after an error
+        self._repin = False
 
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers
@@ -345,10 +347,16 @@ class LlamaCppBackend:
         self.stats.logit_rows += sum(row.logits for row in layout)
 
     def _reset_memory(self) -> None:
-        """Forget every cell (after an error the mirror of the cells can no longer be trusted)."""
+        """Forget every cell."""
         self._lib.llama_memory_clear(self._memory, True)
         self._cells.reset()
         self._pinned = ()
+
+    def _recover(self) -> None:
+        """After an error mid-decode the mirror of the cells cannot be trusted: start clean, and
+        decode the pinned prefix again on the next call."""
+        self._reset_memory()
+        self._repin = True
 
     def _log_softmax_row(self, batch_index: int) -> tuple[np.ndarray, float]:
         """The float32 logits of one output row and their float64 log-normalizer."""
@@ -401,7 +409,7 @@ class LlamaCppBackend:
             self._finish_sequence(seq, rows, placement)
             return values
         except BaseException:
-            self._reset_memory()
+            self._recover()
             raise
 
     # ------------------------------------------------------------------ engine
@@ -411,6 +419,7 @@ class LlamaCppBackend:
         with self._lock:
             tokens = tuple(tokens)[: self._n_ctx]
             tokens = tokens[: len(tokens) // PIN_BLOCK * PIN_BLOCK]
+            self._pin_wanted, self._repin = tokens, False
             if tokens == self._pinned or not self.can_roll_back:
                 return
             self._reset_memory()
@@ -444,7 +453,7 @@ class LlamaCppBackend:
                 try:
                     self._decode(placement)
                 except BaseException:
-                    self._reset_memory()
+                    self._recover()
                     raise
                 best = min(best, time.perf_counter() - began)
                 self._finish_sequence(seq, rows, placement)
@@ -476,6 +485,8 @@ class LlamaCppBackend:
         if not self.can_roll_back:
             return self.score_reference(texts)
         with self._lock:
+            if self._repin:
+                self.pin_prefix(self._pin_wanted)
             # Reuse must end before each text's last prompt token (its row scores the first tokens).
             shared = min((min(common_prefix_length(t.prompt, self._pinned), len(t.prompt) - 1) for t in texts),
                          default=len(self._pinned))
@@ -520,7 +531,7 @@ class LlamaCppBackend:
             # Filler above this batch's span would widen every later decode's attention.
             self._cells.trim(_attention_span(end))
         except BaseException:
-            self._reset_memory()
+            self._recover()
             raise
         self.stats.texts += len(plans)
         return [[_candidate_values(candidate, values[i]) for candidate in plan.text.candidates]
