@@ -13,6 +13,7 @@ import random
 import pytest
 
 from lpclassify.backends.kv_cells import FREE, KvCells, Row
+from lpclassify.backends.llama_cpp import _attention_span
 
 ALIGN = 64
 
@@ -133,13 +134,13 @@ def run_batch(cells: KvCells, memory: TwoCaches, lengths: list[int], first_pos: 
     placement = cells.place(rows, 16)
     landed = memory.decode(placement.layout)
     assert landed == placement.cells, "a row landed somewhere else than planned"
-    for (row, planned), batch_index in zip(rows, (placement.layout.index(r) for r, _ in rows)):  # by identity
-        assert landed[batch_index] == planned and planned % ALIGN == row.pos % ALIGN
+    for row, planned in rows:
+        assert landed[placement.batch_index[row]] == planned and planned % ALIGN == row.pos % ALIGN
     cells.retire_padding(placement)
     for seq, start, length in texts:
         cells.retire(seq, start, first_pos, length)
         memory.seq_rm(seq, -1, -1)
-    cells.trim(-(-(placement.cells[-1] + 1) // 256) * 256)  # as the backend does after a batch
+    cells.trim(_attention_span(placement.cells[-1] + 1))  # as the backend does after a batch
     return placement.n_padding
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 FREE = -1
@@ -62,6 +62,10 @@ class Placement:
     cells: list[int]
     n_padding: int
     runs: list[PaddingRun]
+    batch_index: dict[Row, int] = field(init=False)  # where each row sits in the batch (rows hash by identity)
+
+    def __post_init__(self) -> None:
+        self.batch_index = {row: k for k, row in enumerate(self.layout)}
 
 
 @dataclass

@@ -117,6 +117,11 @@ class _TextPlan:
     def n_outputs(self) -> int:
         return len(self.reads_at)
 
+    @property
+    def n_waves(self) -> int:
+        """Decode waves this text takes part in: one per branch, at least the prompt's."""
+        return max(1, len(self.leaves))
+
     def shared_depth(self, k: int) -> int:
         """How many leading tokens branch k shares with branch k + 1."""
         if k + 1 >= len(self.leaves):
@@ -371,15 +376,13 @@ class LlamaCppBackend:
         logits, log_norm = self._log_softmax_row(batch_index)
         return {token: float(logits[token]) - log_norm for token in tokens}
 
-    def _run_sequence(self, rows: list[Row], seq: int) -> Placement:
-        """Decode rows of one sequence (positions from rows[0].pos) at the first aligned cells."""
+    def _place_sequence(self, rows: list[Row]) -> Placement:
+        """Plan rows of one sequence (positions from rows[0].pos) at the first aligned cells."""
         start = self._cells.text_start(self._cells.base, rows[0].pos)
-        placement = self._cells.place([(row, start + k) for k, row in enumerate(rows)], MIN_DECODE_TOKENS)
-        self._decode(placement)
-        return placement
+        return self._cells.place([(row, start + k) for k, row in enumerate(rows)], MIN_DECODE_TOKENS)
 
     def _finish_sequence(self, seq: int, rows: list[Row], placement: Placement) -> None:
-        start = placement.cells[placement.layout.index(rows[0])]  # Row compares by identity
+        start = placement.cells[placement.batch_index[rows[0]]]
         self._cells.retire(seq, start, rows[0].pos, len(rows))
         self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
 
@@ -402,9 +405,9 @@ class LlamaCppBackend:
         first_read = len(prompt) - 1
         rows = [Row(token, pos, [seq], pos >= first_read) for pos, token in enumerate(tokens)]
         try:
-            placement = self._run_sequence(rows, seq)
-            index = {id(row): i for i, row in enumerate(placement.layout)}
-            values = np.array([self._log_probs(index[id(rows[first_read + k])], {token})[token]
+            placement = self._place_sequence(rows)
+            self._decode(placement)
+            values = np.array([self._log_probs(placement.batch_index[rows[first_read + k]], {token})[token]
                                for k, token in enumerate(continuation)], dtype=np.float64)
             self._finish_sequence(seq, rows, placement)
             return values
@@ -447,8 +450,7 @@ class LlamaCppBackend:
             for _ in range(repeats):
                 rows = [Row(self._bos if k == 0 else 1000 + k % 5000, k, [seq], k == n_tokens - 1)
                         for k in range(n_tokens)]
-                start = self._cells.text_start(self._cells.base, 0)
-                placement = self._cells.place([(row, start + k) for k, row in enumerate(rows)], MIN_DECODE_TOKENS)
+                placement = self._place_sequence(rows)
                 began = time.perf_counter()
                 try:
                     self._decode(placement)
@@ -526,7 +528,7 @@ class LlamaCppBackend:
                         self._lib.llama_memory_seq_cp(self._memory, PREFIX_SEQ, seq, 0, plan.reused)
             values: list[dict[tuple[int, ...], dict[int, float]]] = [{} for _ in plans]
             end = 0
-            for wave in range(max(max(1, len(plan.leaves)) for plan in plans)):
+            for wave in range(max(plan.n_waves for plan in plans)):
                 end = max(end, self._run_wave(plans, wave, values))
             # Filler above this batch's span would widen every later decode's attention.
             self._cells.trim(_attention_span(end))
@@ -565,21 +567,20 @@ class LlamaCppBackend:
                         nodes.append((i, node, row))
         placement = self._cells.place(rows, MIN_DECODE_TOKENS)
         self._decode(placement)
-        index = {id(row): k for k, row in enumerate(placement.layout)}
         for i, node, row in nodes:
-            values[i][node] = self._log_probs(index[id(row)], plans[i].reads_at[node])
+            values[i][node] = self._log_probs(placement.batch_index[row], plans[i].reads_at[node])
         for plan in plans:
             self._finish_branch(plan, wave)
         return placement.cells[-1] + 1
 
     def _finish_branch(self, plan: _TextPlan, wave: int) -> None:
         """Branch ``wave`` of a text is read: its cells become filler, its sequence goes."""
-        if wave >= max(1, len(plan.leaves)):
+        if wave >= plan.n_waves:
             return
         prompt_len = len(plan.text.prompt)
         leaf = plan.leaves[wave] if plan.leaves else ()
         seq = plan.seqs[wave]
-        if wave == max(1, len(plan.leaves)) - 1:  # the last branch: everything of the text goes
+        if wave == plan.n_waves - 1:  # the last branch: everything of the text goes
             self._cells.retire(seq, plan.start, plan.reused, plan.n_prompt_rows + len(leaf))
         else:  # only what the next branch does not share
             depth = plan.shared_depth(wave)
