@@ -1,15 +1,16 @@
 """lpclassify: zero-shot text classification from language-model log-probabilities.
 
 >>> from lpclassify import Classifier                                   # doctest: +SKIP
->>> Classifier.from_config("configs/sentiment.yaml").classify("Loved it").label  # doctest: +SKIP
+>>> Classifier.from_config("sentiment").classify("Loved it").label  # doctest: +SKIP
 'positive'
 """
 
-from .classifier import Classifier, RawScores
+from .classifier import Classifier
 from .config import Config, load_config
 from .decision import Prediction
-from .errors import CapacityError, ConfigError, InputError, LpclassifyError, ModelError
-from .scoring import CompletionScore
+from .errors import CapacityError, ConfigError, InputError, LpclassifyError, MissingDependencyError, ModelError
+from .explanation import Explanation
+from .scores import CompletionScore, RawScores
 
 __version__ = "0.1.0"
 
@@ -19,8 +20,10 @@ __all__ = [
     "CompletionScore",
     "Config",
     "ConfigError",
+    "Explanation",
     "InputError",
     "LpclassifyError",
+    "MissingDependencyError",
     "ModelError",
     "Prediction",
     "RawScores",

@@ -8,11 +8,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scoring import CompletionScore
+from .scores import CompletionScore, RawScores
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -79,3 +83,28 @@ def decide_multi(names: Sequence[str], yes_probabilities: Sequence[float] | np.n
                   f"< {thresholds[best]:.3f})")
         return Prediction(None, as_dict, (), True, reason, tuple(scores), truncated)
     return Prediction(chosen[0], as_dict, chosen, False, None, tuple(scores), truncated)
+
+
+def thresholds(config: Config) -> dict[str, float]:
+    """Each label's multi-label threshold: its own, else ``decision.threshold``."""
+    return {label.name: label.threshold if label.threshold is not None else config.decision.threshold
+            for label in config.labels}
+
+
+def decide(config: Config, raw: RawScores, probabilities: np.ndarray) -> list[Prediction]:
+    """One prediction per text, as the config's decision section says."""
+    names = config.label_names
+    decision = config.decision
+    per_label = list(thresholds(config).values())
+    out = []
+    assert raw.n_chunks is not None
+    for i in range(len(probabilities)):
+        if decision.mode == "multi":
+            prediction = decide_multi(names, probabilities[i], per_label, scores=raw.scores[i],
+                                      truncated=bool(raw.truncated[i]))
+        else:
+            prediction = decide_single(names, probabilities[i], threshold=decision.threshold, top_k=decision.top_k,
+                                       scores=raw.scores[i], truncated=bool(raw.truncated[i]))
+        n_chunks = int(raw.n_chunks[i])
+        out.append(replace(prediction, n_chunks=n_chunks) if n_chunks > 1 else prediction)
+    return out

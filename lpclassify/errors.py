@@ -40,3 +40,7 @@ class InputError(LpclassifyError):
 
 class CapacityError(LpclassifyError):
     """A label set asks more of one llama.cpp decode than it allows (too many or too long completions)."""
+
+
+class MissingDependencyError(LpclassifyError):
+    """An optional extra (e.g. ``lpclassify[plot]``) is needed for what was asked."""

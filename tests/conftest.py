@@ -7,14 +7,19 @@ a clear reason when it is missing, never silently faked.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lpclassify.errors import ModelError
+
+if TYPE_CHECKING:
+    from lpclassify.backends.llama_cpp import LlamaCppBackend
+    from lpclassify.classifier import Classifier
+    from lpclassify.cli import ModelRequest
+    from lpclassify.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -36,16 +41,42 @@ def any_model(request: pytest.FixtureRequest) -> tuple[str, Path]:
     return request.param, model_path(request.param)
 
 
-_backends: dict[str, object] = {}
+_backends: dict[tuple[Path, int], LlamaCppBackend] = {}
 
 
-def shared_backend(short: str):  # type: ignore[no-untyped-def]
-    """One LlamaCppBackend per model for the whole session (loading costs ~0.5 s)."""
+def cached_backend(path: str | Path, n_ctx: int, *, threads: int | None = None) -> LlamaCppBackend:
+    """One LlamaCppBackend per (model file, n_ctx) for the whole session (loading costs ~0.5 s); the first
+    caller's ``threads`` stays. Closed when the session ends (``_close_backends``)."""
     from lpclassify.backends.llama_cpp import LlamaCppBackend
 
-    if short not in _backends:
-        _backends[short] = LlamaCppBackend(model_path(short), n_ctx=512, batch_size=8)
-    return _backends[short]
+    key = (Path(path).resolve(), n_ctx)
+    if key not in _backends:
+        _backends[key] = LlamaCppBackend(path, n_ctx=n_ctx, batch_size=8, threads=threads)
+    return _backends[key]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_backends() -> Iterator[None]:
+    yield
+    for backend in _backends.values():
+        backend.close()
+    _backends.clear()
+
+
+def shared_backend(short: str) -> LlamaCppBackend:
+    """One backend per model with a 512-token context, shared by the whole session."""
+    return cached_backend(model_path(short), 512)
+
+
+def load_shared(config: Config, request: ModelRequest) -> Classifier:
+    """A loader for ``lpclassify.cli.main(argv, load_classifier=load_shared)``: the model a command asks for,
+    from the session's backends (a real model, just not reloaded for every command)."""
+    from lpclassify.classifier import Classifier
+    from lpclassify.models import resolve_model
+
+    config = request.configured(config)  # --threads and --batch-size still reach the config
+    path = resolve_model(request.model or config.model, download=request.download)
+    return Classifier(config, cached_backend(path, config.runtime.n_ctx, threads=request.threads))
 
 
 @pytest.fixture(scope="session")
@@ -64,31 +95,8 @@ def backend(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     return shared_backend(request.param)
 
 
-@pytest.fixture(scope="module")
-def smollm2() -> Iterator[str]:
-    """SmolLM2's path; in-process ``cli.main`` commands asking for ``--model smollm2-135m`` share one
-    loaded model (real, just not reloaded; one thread, n_ctx 2048)."""
-    from lpclassify import cli
-    from lpclassify.backends.llama_cpp import LlamaCppBackend
-    from lpclassify.classifier import Classifier
-    from lpclassify.config import Config
-    from lpclassify.models import resolve_model
-
-    try:
-        path = resolve_model("smollm2-135m")
-    except ModelError as exc:
-        pytest.skip(f"model not available: {exc}")
-    backend = LlamaCppBackend(path, threads=1)
-    load_classifier = cli.load_classifier
-
-    def reuse(config: Config, args: argparse.Namespace, model: str | None = None) -> Classifier:
-        if (model or getattr(args, "model", None)) != "smollm2-135m":
-            return load_classifier(config, args, model)
-        if getattr(args, "batch_size", None):  # the flag still reaches the config, as it would on a fresh load
-            config = replace(config, runtime=replace(config.runtime, batch_size=args.batch_size))
-        return Classifier(config, backend)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load_classifier", reuse)
-        yield str(path)
-    backend.close()
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """SmolLM2's path (the test is skipped when it is not available). In-process ``cli.main`` commands
+    pass ``load_classifier=load_shared`` to share its loaded backend."""
+    return str(model_path("smollm2"))

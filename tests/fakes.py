@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lpclassify.backends import ModelIdentity
+
 
 class CharBackend:
     """One character per token. A completion's log-prob depends on words in the prompt:
@@ -30,10 +32,10 @@ class CharBackend:
     def token_text(self, token: int) -> str:
         return chr(token)
 
-    def pin_prefix(self, tokens: object) -> None:
-        pass
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity.of_file(self.model_path)
 
-    def score(self, texts):  # type: ignore[no-untyped-def]
+    def score(self, texts, *, prefix=()):  # type: ignore[no-untyped-def]
         out = []
         for text in texts:
             prompt = "".join(map(chr, text.prompt))
@@ -50,4 +52,5 @@ class CharBackend:
             self.texts += 1
         return out
 
-    score_reference = score
+    def score_reference(self, texts):  # type: ignore[no-untyped-def]
+        return self.score(texts)

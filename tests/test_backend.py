@@ -34,8 +34,19 @@ PREFIX = "Decide whether the movie review below is positive or negative, judging
 TEMPLATE = PREFIX + " {}\nSentiment:"
 
 
+class _PrefixTokens(dict):
+    """backend -> the tokens of PREFIX (what a classifier passes to every score call)."""
+
+    def __missing__(self, backend):  # type: ignore[no-untyped-def]
+        self[backend] = backend.tokenize(PREFIX, True)
+        return self[backend]
+
+
+PREFIX_TOKENS = _PrefixTokens()
+
+
 def encode_all(backend, texts=TEXTS, completions=COMPLETIONS):  # type: ignore[no-untyped-def]
-    backend.pin_prefix(backend.tokenize(PREFIX, True))
+    backend.score([], prefix=PREFIX_TOKENS[backend])  # pins the instruction, as a classifier's first call does
     return [encode_candidates(backend.tokenize, TEMPLATE.format(t), completions) for t in texts]
 
 
@@ -114,7 +125,7 @@ def test_oracle_matches_an_independent_full_evaluation(backend) -> None:
 
 def test_engine_matches_the_oracle_on_every_completion(backend) -> None:
     encoded = encode_all(backend)
-    fast = backend.score(encoded)
+    fast = backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     oracle = backend.score_reference(encoded)
     worst = max(float(np.abs(f - o).max()) for ft, ot in zip(fast, oracle) for f, o in zip(ft, ot))
     assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
@@ -122,7 +133,7 @@ def test_engine_matches_the_oracle_on_every_completion(backend) -> None:
 
 def test_engine_matches_an_independent_full_evaluation(backend) -> None:
     encoded = encode_all(backend, TEXTS[:3])
-    fast = backend.score(encoded)
+    fast = backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     for text, per_candidate in zip(encoded, fast):
         for candidate, values in zip(text.candidates, per_candidate):
             expected = independent_logprobs(backend.model_path, list(text.prompt), list(candidate.tokens))
@@ -131,14 +142,14 @@ def test_engine_matches_an_independent_full_evaluation(backend) -> None:
 
 def test_a_texts_scores_do_not_depend_on_its_batch(backend) -> None:
     encoded = encode_all(backend)
-    alone = [backend.score([text])[0] for text in encoded]
+    alone = [backend.score([text], prefix=PREFIX_TOKENS[backend])[0] for text in encoded]
     order = list(range(len(encoded)))
     random.Random(7).shuffle(order)
     old = backend.batch_size
     try:
         for batch_size in (3, 8):
             backend.batch_size = batch_size
-            shuffled = backend.score([encoded[i] for i in order])
+            shuffled = backend.score([encoded[i] for i in order], prefix=PREFIX_TOKENS[backend])
             for position, i in enumerate(order):
                 for a, b in zip(alone[i], shuffled[position]):
                     assert np.abs(a - b).max() <= 1e-4
@@ -151,7 +162,7 @@ def test_engine_decodes_each_token_at_most_once(backend) -> None:
     encoded = encode_all(backend, TEXTS[:4])
     assert any(len({c.tokens[0] for c in text.candidates if len(c.tokens) > 1}) > 1 for text in encoded)
     before = backend.stats.tokens_decoded
-    backend.score(encoded)
+    backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     decoded = backend.stats.tokens_decoded - before
     reused = backend.n_pinned
     assert reused >= 16  # the instruction is reused, not re-decoded per text
@@ -170,7 +181,7 @@ def test_shared_leading_tokens_are_fed_once(backend) -> None:
     naive = sum(len(c.tokens) - 1 for c in text.candidates)
     assert len(fed) < naive  # the " not" (and " not bad") prefixes are shared
     before = backend.stats.tokens_decoded
-    backend.score(encoded)
+    backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     assert backend.stats.tokens_decoded - before == len(text.prompt) - backend.n_pinned + len(fed)
 
 
@@ -180,7 +191,7 @@ def test_branches_of_different_lengths_match_the_oracle(backend) -> None:
     completions = [" a b", " x y z w v", " x y q r", " m n o", " positive"]
     encoded = encode_all(backend, TEXTS[:5], completions)
     assert max(len({c.tokens[:1] for c in t.candidates if len(c.tokens) > 1}) for t in encoded) >= 3
-    fast = backend.score(encoded)
+    fast = backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     oracle = backend.score_reference(encoded)
     worst = max(float(np.abs(f - o).max()) for ft, ot in zip(fast, oracle) for f, o in zip(ft, ot))
     assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
@@ -195,11 +206,11 @@ def test_a_pinned_prefix_longer_than_the_sliding_window(backend) -> None:
     prefix = "Label each review.\n" + shots + "\nReview:"
     long_backend = LlamaCppBackend(backend.model_path, n_ctx=1024, batch_size=3, threads=backend.threads)
     try:
-        long_backend.pin_prefix(long_backend.tokenize(prefix, True))
+        long_backend.score([], prefix=long_backend.tokenize(prefix, True))
         assert long_backend.n_pinned > 512
         encoded = [encode_candidates(long_backend.tokenize, f"{prefix} {t}\nSentiment:",
                                      [" positive", " negative", " so so"]) for t in TEXTS[:3]]
-        fast = long_backend.score(encoded)
+        fast = long_backend.score(encoded, prefix=long_backend.tokenize(prefix, True))
         oracle = long_backend.score_reference(encoded)
     finally:
         long_backend.close()
@@ -218,7 +229,7 @@ def test_engine_stays_exact_across_many_batches_and_oracle_calls(backend) -> Non
         for step, batch_size in enumerate((1, 5, 2, 8, 3)):
             backend.batch_size = batch_size
             chosen = order[step * 4: step * 4 + 4 + batch_size]
-            got = backend.score([encoded[i] for i in chosen])
+            got = backend.score([encoded[i] for i in chosen], prefix=PREFIX_TOKENS[backend])
             for i, per_candidate in zip(chosen, got):
                 for a, b in zip(expected[i], per_candidate):
                     assert np.abs(a - b).max() <= 1e-4
@@ -233,10 +244,10 @@ def test_a_model_that_cannot_roll_back_is_scored_by_the_reference_path(backend, 
     expected = backend.score_reference(encoded)
     monkeypatch.setattr(backend, "can_roll_back", False)
     pinned = backend.n_pinned
-    backend.pin_prefix(backend.tokenize("Something else entirely, long enough to pin a block.", True))
+    backend.score([], prefix=backend.tokenize("Something else entirely, long enough to pin a block.", True))
     assert backend.n_pinned == pinned  # left alone
     before = backend.stats.tokens_decoded
-    got = backend.score(encoded)
+    got = backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     naive = sum(len(t.prompt) + len(c.tokens) - 1 for t in encoded for c in t.candidates)
     assert backend.stats.tokens_decoded - before == naive  # every candidate on its own
     for a, b in zip(expected, got):
@@ -250,12 +261,12 @@ def test_multi_label_questions_are_exact_and_read_only_scored_tokens(backend) ->
     from lpclassify.tokenization import encode_pairs
 
     questions = [" Is it about money?", " Is it about a film?", " Is something broken?"]
-    backend.pin_prefix(backend.tokenize("Ticket:", True))
+    ticket = backend.tokenize("Ticket:", True)
     encoded = [encode_pairs(backend.tokenize, [(f"Ticket: {t}\nQuestion:{q}\nAnswer:", a)
                                                for q in questions for a in (" yes", " no")]) for t in TEXTS[:3]]
     assert all(c.n_scored < len(c.tokens) for t in encoded for c in t.candidates)
     before = backend.stats.logit_rows
-    fast = backend.score(encoded)
+    fast = backend.score(encoded, prefix=ticket)
     assert backend.stats.logit_rows - before == len(encoded) * len(questions)  # one row per question
     oracle = backend.score_reference(encoded)
     for text, fast_text, oracle_text in zip(encoded, fast, oracle):
@@ -274,8 +285,9 @@ def test_a_completion_longer_than_the_logit_rows_is_refused_not_a_crash(backend)
     with pytest.raises(CapacityError, match="logit rows"):
         backend.score_reference(encoded)
     with pytest.raises(CapacityError, match="logit rows"):
-        backend.score(encoded)
-    assert backend.score(encode_all(backend, TEXTS[:1], [" positive"]))  # still usable afterwards
+        backend.score(encoded, prefix=PREFIX_TOKENS[backend])
+    still = backend.score(encode_all(backend, TEXTS[:1], [" positive"]), prefix=PREFIX_TOKENS[backend])
+    assert still  # still usable afterwards
 
 
 def test_after_an_error_mid_batch_the_engine_starts_clean_and_stays_exact(backend, monkeypatch) -> None:
@@ -289,9 +301,9 @@ def test_after_an_error_mid_batch_the_engine_starts_clean_and_stays_exact(backen
 
     monkeypatch.setattr(backend, "_decode", broken)
     with pytest.raises(RuntimeError, match="simulated"):
-        backend.score(encoded)
+        backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     monkeypatch.undo()
-    got = backend.score(encoded)  # the cells are cleared and the prefix decoded again
+    got = backend.score(encoded, prefix=PREFIX_TOKENS[backend])  # the cells are cleared and the prefix decoded again
     assert backend.n_pinned == pinned
     for a, b in zip(expected, got):
         for x, y in zip(a, b):

@@ -11,7 +11,9 @@ import pytest
 from fakes import CharBackend
 
 from lpclassify import Classifier, ConfigError, calibration, evaluation
+from lpclassify.calibration import store
 from lpclassify.config import load_config
+from lpclassify.normalize import log_probabilities, softmax
 
 UNIFORM2 = np.array([0.5, 0.5])
 
@@ -83,9 +85,9 @@ def test_domain_inputs() -> None:
 def test_fit_recovers_known_bias_and_temperature() -> None:
     rng = np.random.default_rng(0)
     n, k = 4000, 3
-    z = calibration.log_probabilities(rng.normal(size=(n, k)) * 2)
+    z = log_probabilities(rng.normal(size=(n, k)) * 2)
     true_scale, true_bias = 0.5, np.array([0.8, -0.3, -0.5])
-    p = calibration.softmax(true_scale * z + true_bias)
+    p = softmax(true_scale * z + true_bias)
     y = np.array([rng.choice(k, p=row) for row in p])
     fit = calibration.fit_bias_temperature(z, y)
     assert fit.scale == pytest.approx(true_scale, abs=0.05)
@@ -103,7 +105,7 @@ def test_fit_is_at_the_optimum() -> None:
     fit = calibration.fit_bias_temperature(z, y, ridge=1.0)
 
     def objective(theta: np.ndarray) -> float:
-        logp = calibration.log_probabilities(theta[0] * z + theta[1:])
+        logp = log_probabilities(theta[0] * z + theta[1:])
         return -logp[np.arange(len(y)), y].sum() + 0.5 * ((theta[0] - 1) ** 2 + np.sum(theta[1:] ** 2))
 
     theta = np.array([fit.scale, *fit.bias])
@@ -112,7 +114,7 @@ def test_fit_is_at_the_optimum() -> None:
         step[i] = 1e-5
         assert (objective(theta + step) - objective(theta - step)) / 2e-5 == pytest.approx(0.0, abs=1e-4)
     # Applying it is exactly softmax(scale * z + bias).
-    np.testing.assert_allclose(fit.apply(z), calibration.softmax(fit.scale * z + np.array(fit.bias)))
+    np.testing.assert_allclose(fit.apply(z), softmax(fit.scale * z + np.array(fit.bias)))
 
 
 def test_fit_edge_cases() -> None:
@@ -141,21 +143,21 @@ def test_label_indices() -> None:
 
 def test_reference_file_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "ref.json"
-    calibration.write_reference_file(path, {"N/A": ([-1.25, -0.1], [1, 2])}, {"model": None})
-    calibration.write_reference_file(path, {"": ([-3.0, -4.0], [1, 1])}, {"model": None})  # merges
-    assert calibration.read_reference_file(path) == {"N/A": ([-1.25, -0.1], [1, 2]), "": ([-3.0, -4.0], [1, 1])}
+    store.write_reference_file(path, {"N/A": ([-1.25, -0.1], [1, 2])}, {"model": None})
+    store.write_reference_file(path, {"": ([-3.0, -4.0], [1, 1])}, {"model": None})  # merges
+    assert store.read_reference_file(path) == {"N/A": ([-1.25, -0.1], [1, 2]), "": ([-3.0, -4.0], [1, 1])}
     path.write_text("not json")
-    assert calibration.read_reference_file(path) == {}
-    assert calibration.read_reference_file(tmp_path / "missing.json") == {}
+    assert store.read_reference_file(path) == {}
+    assert store.read_reference_file(tmp_path / "missing.json") == {}
 
 
 def test_calibration_file_checks(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not an lpclassify calibration file"):
-        calibration.read_calibration_file(path)
-    calibration.write_calibration_file(path, {"labels": ["a", "b"], "fitted": {"bias": [0, 0], "scale": 1}})
-    assert calibration.read_calibration_file(path)["labels"] == ["a", "b"]
+        store.read_calibration_file(path)
+    store.write_calibration_file(path, {"labels": ["a", "b"], "fitted": {"bias": [0, 0], "scale": 1}})
+    assert store.read_calibration_file(path)["labels"] == ["a", "b"]
 
 
 # --------------------------------------------------------------------------- wiring (fake backend)
@@ -193,7 +195,7 @@ def test_classifier_methods_on_a_fake_model(tmp_path: Path) -> None:
     np.testing.assert_allclose(explicit, calibration.apply_prior(none, [0.2, 0.8]))
     neutral = clf.neutral_scores().logprobs[0]
     pmi = clf.probabilities(raw, method="pmi")
-    np.testing.assert_allclose(pmi, calibration.softmax(raw.logprobs - neutral))
+    np.testing.assert_allclose(pmi, softmax(raw.logprobs - neutral))
     with pytest.raises(ConfigError, match="fit_domain"):
         clf.probabilities(raw, method="domain")
     with pytest.raises(ConfigError, match="fit"):
@@ -251,6 +253,27 @@ def test_calibration_file_relative_to_the_config(tmp_path: Path) -> None:
         loaded.probabilities(loaded.raw_scores(texts), normalize="chars")
 
 
+def test_a_new_calibration_method_is_one_module_and_one_registry_line(tmp_path: Path) -> None:
+    from toy_calibration import Shrink
+
+    with pytest.raises(ConfigError, match="calibration: expected one of"):
+        fake_classifier(tmp_path, calibration="shrink")
+    calibration.register(Shrink())  # the one line (a built-in method goes into registry.BUILTIN instead)
+    try:
+        clf = fake_classifier(tmp_path, calibration="shrink")
+        texts = ["good fun", "bad acting", "good", "bad"]
+        raw = clf.raw_scores(texts)
+        plain = clf.probabilities(raw, calibrate=False)
+        np.testing.assert_allclose(clf.probabilities(raw), 0.5 * plain + 0.25)
+        assert [p.probabilities["positive"] for p in clf.classify_many(texts)] == \
+            pytest.approx((0.5 * plain + 0.25)[:, 0].tolist())
+        rows = evaluation.compare(clf, texts, [0, 1, 0, 1], raw=raw, normalizations=["sum"])
+        assert "shrink" in [row.method for row in rows]
+    finally:
+        calibration.unregister("shrink")
+    assert "shrink" not in calibration.method_names()
+
+
 def test_reference_scores_are_cached_on_disk(tmp_path: Path) -> None:
     first = fake_classifier(tmp_path)
     prior = first.content_free_prior()
@@ -260,7 +283,7 @@ def test_reference_scores_are_cached_on_disk(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
     second = fake_classifier(tmp_path)  # a new process, in effect
     np.testing.assert_array_equal(second.content_free_prior(), prior)
-    assert second.backend.texts == 0 and second._calibration_state().disk_hits == 3
+    assert second.backend.texts == 0 and second.calibrator.references.disk_hits == 3
     second.neutral_scores()  # "" is one of the content-free inputs: shared
     assert second.backend.texts == 0
     # A different prompt is a different cache file.
@@ -325,7 +348,7 @@ def test_real_batch_calibration(smollm2: Classifier, reviews_raw) -> None:  # ty
     np.testing.assert_allclose(batch, calibration.apply_prior(uncalibrated, mean))
     assert abs(batch.mean(axis=0)[0] - 0.5) <= abs(mean[0] - 0.5)
     # A short batch (as in classify_many's last chunk) stays uncalibrated.
-    small = evaluation.slice_raw(reviews_raw, slice(0, 3))
+    small = reviews_raw.rows(slice(0, 3))
     np.testing.assert_array_equal(smollm2.probabilities(small, method="batch"),
                                   smollm2.probabilities(small, calibrate=False))
 

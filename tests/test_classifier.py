@@ -34,8 +34,43 @@ def test_sklearn_style_api(sentiment: Classifier) -> None:
     texts = ["Wonderful, moving and funny.", "A tedious mess."]
     assert list(sentiment.classes_) == ["positive", "negative"]
     proba = sentiment.predict_proba(texts)
-    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)
-    assert sentiment.predict(texts) == [sentiment.classes_[i] for i in proba.argmax(axis=1)]
+    predictions = sentiment.classify_many(texts)
+    # the same numbers as classify, in classes_ order, and predict is their argmax
+    assert proba.tolist() == [[p.probabilities[name] for name in sentiment.classes_] for p in predictions]
+    assert sentiment.predict(texts) == [sentiment.classes_[i] for i in proba.argmax(axis=1)] == ["positive",
+                                                                                                   "negative"]
+
+
+def test_probabilities_follow_from_the_completion_scores(sentiment: Classifier) -> None:
+    # sentiment.yaml: sum, logsumexp over each label's completions, softmax, contextual calibration
+    p = sentiment.classify("Not my cup of tea, but well made.")
+    by_label = {name: np.logaddexp.reduce([s.logprob for s in p.scores if s.label == name])
+                for name in sentiment.classes_}
+    scores = np.array([by_label[name] for name in sentiment.classes_])
+    uncalibrated = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    weighted = uncalibrated / sentiment.content_free_prior()
+    expected = weighted / weighted.sum()
+    np.testing.assert_allclose([p.probabilities[name] for name in sentiment.classes_], expected, rtol=1e-12)
+
+
+def test_a_shipped_config_by_name_from_python() -> None:
+    by_name = Classifier.from_config("sentiment", model="smollm2-135m")
+    by_path = Classifier.from_config(CONFIGS / "sentiment.yaml", model="smollm2-135m")
+    assert by_name.config == by_path.config and by_name.config.source.endswith("sentiment.yaml")
+    text = "An absolute joy from start to finish."
+    assert by_name.classify(text) == by_path.classify(text)
+
+
+def test_two_classifiers_on_one_backend_keep_their_own_prefixes() -> None:
+    # each classifier passes its own prompt prefix; alternating must not mix the cached prefixes
+    first = Classifier.from_config({"prompt": "Review of a film, in a few words: {text}\nSentiment:",
+                                    "labels": ["positive", "negative"]}, model="smollm2-135m")
+    second = Classifier(Classifier.from_config("topic", model="smollm2-135m").config, first.backend)
+    texts = ["Stocks rallied after the rate cut.", "A late winner in the derby."]
+    expected = [first.raw_scores(texts, reference=True), second.raw_scores(texts, reference=True)]
+    for _ in range(2):
+        for clf, oracle in zip((first, second), expected):
+            np.testing.assert_allclose(clf.raw_scores(texts).logprobs, oracle.logprobs, atol=1e-4)
 
 
 def test_classify_many_keeps_order_and_matches_one_by_one(sentiment: Classifier) -> None:
@@ -63,8 +98,16 @@ def test_multi_label_config_decides_each_label() -> None:
     clf = Classifier.from_config(CONFIGS / "support_tags.yaml", model="smollm2-135m")
     p = clf.classify("I was charged twice for my order")
     assert set(p.probabilities) == {"billing", "bug", "account", "shipping"}
-    assert all(0.0 <= v <= 1.0 for v in p.probabilities.values())
-    assert set(p.labels) <= set(p.probabilities)
+    multi = clf.config.decision.multi
+    for label in clf.config.labels:  # each label's own question: yes against no, nothing else
+        yes = np.logaddexp.reduce([s.logprob for s in p.scores if s.label == label.name and s.completion in multi.yes])
+        no = np.logaddexp.reduce([s.logprob for s in p.scores if s.label == label.name and s.completion in multi.no])
+        assert p.probabilities[label.name] == pytest.approx(1 / (1 + np.exp(no - yes)), rel=1e-12)
+    threshold = {label.name: label.threshold if label.threshold is not None else clf.config.decision.threshold
+                 for label in clf.config.labels}
+    chosen = sorted((name for name, v in p.probabilities.items() if v >= threshold[name]),
+                    key=lambda name: -p.probabilities[name])
+    assert list(p.labels) == chosen and p.label == (chosen[0] if chosen else None)
 
 
 def test_long_text_is_truncated_and_says_so() -> None:

@@ -12,16 +12,23 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import load_shared
 
 from lpclassify import cli
-from lpclassify import io as lpio
-from lpclassify.cli import main
+from lpclassify.config import resolve_config, shipped_configs
 from lpclassify.errors import ModelError
+from lpclassify.records.readers import InputRecord
+from lpclassify.records.writers import JsonlWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTIMENT = str(ROOT / "configs" / "sentiment.yaml")
 # One thread: on a shared machine llama.cpp's spinning worker threads slow everything down.
 SMOL = ["--model", "smollm2-135m", "--threads", "1"]
+
+
+def main(argv: list[str]) -> int:
+    """``lpclassify ARGV`` in-process, on the session's loaded models (see conftest.load_shared)."""
+    return cli.main(argv, load_classifier=load_shared)
 
 
 def run(*argv: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 120,
@@ -164,14 +171,14 @@ def test_ctrl_c_keeps_the_partial_output_for_resume(smollm2: str, tmp_path: Path
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "in.txt"
     source.write_text("one\ntwo\nthree\n", encoding="utf-8")
-    original = lpio.JsonlWriter._write
+    original = JsonlWriter._write
 
-    def interrupted_after_one(self: lpio.JsonlWriter, record: lpio.InputRecord, prediction: dict) -> None:
+    def interrupted_after_one(self: JsonlWriter, record: InputRecord, prediction: dict) -> None:
         if self.count >= 1:
             raise KeyboardInterrupt
         original(self, record, prediction)
 
-    monkeypatch.setattr(lpio.JsonlWriter, "_write", interrupted_after_one)
+    monkeypatch.setattr(JsonlWriter, "_write", interrupted_after_one)
     assert main(["classify", "-c", "sentiment", *SMOL, "-i", str(source), "-o", str(tmp_path / "out.jsonl")]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "1 input records are done and kept in" in err and "--resume" in err
@@ -277,8 +284,8 @@ def test_internal_error_is_exit_1_traceback_only_with_debug(monkeypatch: pytest.
 
 
 def test_shipped_configs_resolve_by_name() -> None:
-    assert cli.resolve_config("sentiment") == Path(SENTIMENT)
-    assert {"sentiment", "spam", "topic", "support_tags"} <= set(cli.shipped_configs())
+    assert resolve_config("sentiment") == Path(SENTIMENT)
+    assert {"sentiment", "spam", "topic", "support_tags"} <= set(shipped_configs())
 
 
 # --------------------------------------------------------------------------- validate

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpclassify.calibration import aggregate, normalize, softmax
 from lpclassify.decision import decide_multi, decide_single
+from lpclassify.normalize import aggregate, normalize, softmax
 
 NAMES = ["world", "sports", "business"]
 

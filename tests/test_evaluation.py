@@ -4,16 +4,20 @@ SmolLM2-135M (one model pass for every method)."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fakes import CharBackend
 
-from lpclassify import Classifier, InputError, calibration, evaluation, metrics
-from lpclassify.cli_eval import main
-from lpclassify.config import CALIBRATIONS, NORMALIZATIONS, load_config
+from lpclassify import Classifier, InputError, calibration, cli, evaluation, metrics, plots
+from lpclassify.cli import Loader, ModelRequest
+from lpclassify.config import NORMALIZATIONS, Config, load_config
+from lpclassify.normalize import log_probabilities
+from lpclassify.records.readers import read_labeled
 
+CALIBRATIONS = calibration.method_names()
 CONFIG = {"name": "fake", "prompt": "Review: {text}\nSentiment:",
           "labels": {"positive": {"completions": [" positive", " good"]}, "negative": {"completions": [" negative"]}},
           "scoring": {"calibration": "contextual"}}
@@ -40,28 +44,28 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 # --------------------------------------------------------------------------- data
 
 
-def test_read_labeled_jsonl(tmp_path: Path) -> None:
+def test_read_labeled(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 1, "name": "x"}, {"text": "b", "label": 0}])
-    assert evaluation.read_labeled_jsonl(path) == (["a", "b"], [1, 0])
-    assert evaluation.read_labeled_jsonl(path, limit=1) == (["a"], [1])
-    assert evaluation.read_labeled_jsonl(path, label_field="name", limit=1) == (["a"], ["x"])
+    assert read_labeled(path) == (["a", "b"], [1, 0])
+    assert read_labeled(path, limit=1) == (["a"], [1])
+    assert read_labeled(path, label_field="name", limit=1) == (["a"], ["x"])
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ('{"text": "a", "label": 0}\n{"text": "b"\n', r"d\.jsonl:2: not valid JSON"),
+    ('{"text": "a", "label": 0}\n{"text": "b"\n', r"d\.jsonl:2: invalid JSON"),  # classify's message
     ('{"text": "a"}\n', r"d\.jsonl:1: no field 'label'"),
     ('{"text": "  ", "label": 0}\n', r"d\.jsonl:1: field 'text' must be a non-empty string"),
     ('{"text": "a", "label": true}\n', r"d\.jsonl:1: field 'label' must be a label name or an integer"),
     ('[1, 2]\n', r"d\.jsonl:1: expected a JSON object"),
     ("\n\n", r"d\.jsonl: no records"),
 ])
-def test_read_labeled_jsonl_errors(tmp_path: Path, content: str, message: str) -> None:
+def test_read_labeled_errors(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text(content)
     with pytest.raises(InputError, match=message):
-        evaluation.read_labeled_jsonl(path)
+        read_labeled(path)
     with pytest.raises(InputError, match="file not found"):
-        evaluation.read_labeled_jsonl(tmp_path / "missing.jsonl")
+        read_labeled(tmp_path / "missing.jsonl")
 
 
 def test_to_indices() -> None:
@@ -102,11 +106,12 @@ def test_compare_is_one_model_pass(fake: Classifier) -> None:
     calls = []
     original = fake.raw_scores
     fake.raw_scores = lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw)  # type: ignore[method-assign]
+    before = fake.backend.texts
     rows = evaluation.compare(fake, TEXTS, LABELS, few_shot=4)
-    evaluation_calls = [c for c in calls if c == TEXTS]
-    assert len(evaluation_calls) == 1  # the texts are scored once; other calls are reference texts
-    # + the content-free inputs ("" is also PMI's neutral context) + the domain's random-word inputs
-    assert sum(len(c) for c in calls) == len(TEXTS) + 3 + len(set(calibration.domain_inputs(TEXTS)))
+    assert calls == [TEXTS]  # the texts are scored once (reference texts go through the reference cache)
+    # The model saw the texts + the content-free inputs ("" is also PMI's neutral context) + the domain's
+    # random-word inputs.
+    assert fake.backend.texts - before == len(TEXTS) + 3 + len(set(calibration.domain_inputs(TEXTS)))
     methods = [*CALIBRATIONS, "fitted@4"]
     assert [(r.method, r.normalize) for r in rows] == [(m, n) for n in NORMALIZATIONS for m in methods]
     by = {(r.method, r.normalize): r for r in rows}
@@ -126,21 +131,21 @@ def test_compare_is_one_model_pass(fake: Classifier) -> None:
 
 def test_cross_validated_fit_is_out_of_fold() -> None:
     rng = np.random.default_rng(1)
-    z = calibration.log_probabilities(rng.normal(size=(40, 3)))
+    z = log_probabilities(rng.normal(size=(40, 3)))
     y = rng.integers(0, 3, size=40)
-    a = evaluation.cross_validated_fit(z, y)
-    np.testing.assert_array_equal(a, evaluation.cross_validated_fit(z, y))  # deterministic
+    a = calibration.cross_validated_fit(z, y)
+    np.testing.assert_array_equal(a, calibration.cross_validated_fit(z, y))  # deterministic
     np.testing.assert_allclose(a.sum(axis=1), 1.0)
     # Changing one example's label changes the other folds' fits, never its own prediction's fit.
     y2 = y.copy()
     y2[0] = (y[0] + 1) % 3
-    b = evaluation.cross_validated_fit(z, y2)
+    b = calibration.cross_validated_fit(z, y2)
     np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_few_shot_row_averages_random_draws() -> None:
     rng = np.random.default_rng(2)
-    z = calibration.log_probabilities(rng.normal(size=(60, 2)))
+    z = log_probabilities(rng.normal(size=(60, 2)))
     y = rng.integers(0, 2, size=60)
     row = evaluation.few_shot_row(["a", "b"], z, y, 8, "sum")
     assert (row.method, row.n) == ("fitted@8", 52) and "mean of 5 draws" in row.note
@@ -165,7 +170,7 @@ def test_batch_in_evaluation_follows_classify_many_chunks(fake: Classifier) -> N
 def test_write_plots(fake: Classifier, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     report = evaluation.evaluate(fake, TEXTS, LABELS)
-    paths = evaluation.write_plots(report, tmp_path / "plots", stem="fake")
+    paths = plots.write_plots(report, tmp_path / "plots", stem="fake")
     assert [p.name for p in paths] == ["fake-reliability.png", "fake-confusion.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
@@ -174,26 +179,31 @@ def test_write_plots(fake: Classifier, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: Classifier):  # type: ignore[no-untyped-def]
+def cli_files(tmp_path: Path, fake: Classifier):  # type: ignore[no-untyped-def]
     import yaml
 
     config = tmp_path / "fake.yaml"
     config.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     data = write_jsonl(tmp_path / "data.jsonl", [{"text": t, "label": int(lab == "positive"), "label_name": lab}
                                                  for t, lab in zip(TEXTS, LABELS, strict=True)])
-    original = Classifier.from_config.__func__  # type: ignore[attr-defined]
-
-    def from_config(cls, config, model=None, **kwargs):  # type: ignore[no-untyped-def]
-        clf = original(cls, config, model, backend=fake.backend)
-        clf.reference_cache_dir = tmp_path / "cache"
-        return clf
-
-    monkeypatch.setattr(Classifier, "from_config", classmethod(from_config))
     return config, data
 
 
-def test_eval_command(cli_files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def loader(tmp_path: Path, fake: Classifier) -> Loader:
+    """In place of loading a model: every command runs on the fake backend."""
+
+    def load(config: Config, request: ModelRequest) -> Classifier:
+        clf = Classifier.from_config(request.configured(config), request.model, backend=fake.backend)
+        clf.reference_cache_dir = tmp_path / "cache"
+        return clf
+
+    return load
+
+
+def test_eval_command(cli_files, loader: Loader, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     config, data = cli_files
+    main = partial(cli.main, load_classifier=loader)
     report = tmp_path / "report.json"
     argv = ["eval", "-c", str(config), "-i", str(data), "--label-field", "label_name", "--compare",
             "--report", str(report)]
@@ -213,8 +223,9 @@ def test_eval_command(cli_files, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"accuracy {document['accuracy']:.4f}" in capsys.readouterr().out
 
 
-def test_eval_command_user_errors(cli_files, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_eval_command_user_errors(cli_files, loader: Loader, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     config, data = cli_files
+    main = partial(cli.main, load_classifier=loader)
     assert main(["eval", "-c", str(config), "-i", str(data), "--label-field", "nope"]) == 2
     assert "no field 'nope'" in capsys.readouterr().err
     assert main(["eval", "-c", str(config), "-i", str(data), "--label-order", "negative,positive,neutral"]) == 2
@@ -222,10 +233,11 @@ def test_eval_command_user_errors(cli_files, capsys: pytest.CaptureFixture[str])
     assert "file not found" in capsys.readouterr().err
 
 
-def test_calibrate_command(cli_files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_calibrate_command(cli_files, loader: Loader, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     import yaml
 
     config, data = cli_files
+    main = partial(cli.main, load_classifier=loader)
     output = tmp_path / "fake.calibration.json"
     # The config may already point at the file being written (it does not exist yet).
     config.write_text(yaml.safe_dump({**CONFIG, "scoring": {"calibration": "fitted",
@@ -235,7 +247,7 @@ def test_calibrate_command(cli_files, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "temperature" in capsys.readouterr().out
     document = json.loads(output.read_text())
     assert set(document) >= {"fitted", "domain", "labels"} and len(document["domain"]["inputs"]) == 20
-    clf = Classifier.from_config(config)
+    clf = loader(load_config(config), ModelRequest())
     assert clf.fitted_ is not None and clf.fitted_.n_examples == len(TEXTS)
     report = evaluation.evaluate(clf, TEXTS, LABELS)
     assert report.method == "fitted" and "own fit" in report.note
@@ -266,7 +278,7 @@ def test_real_compare_is_one_model_pass(tmp_path_factory: pytest.TempPathFactory
     clf.fit_domain(texts, n_samples=4)  # fewer random-word inputs than compare's own 20: a faster test
     # Reference texts (content-free, neutral, the domain's random words) are input-independent:
     # warm them (that is what the disk cache makes free), then count the passes compare() makes.
-    clf.reference_scores([*clf.config.scoring.content_free, *clf._calibration_state().domain_inputs])
+    clf.reference_scores([*clf.config.scoring.content_free, *clf.calibration_state.domain_inputs])
     backend = clf.backend
     before = backend.stats.texts
     calls = []
@@ -282,4 +294,4 @@ def test_real_compare_is_one_model_pass(tmp_path_factory: pytest.TempPathFactory
     fresh.reference_cache_dir = cache
     before = backend.stats.texts
     fresh.content_free_prior()
-    assert backend.stats.texts == before and fresh._calibration_state().disk_hits == 3
+    assert backend.stats.texts == before and fresh.calibrator.references.disk_hits == 3

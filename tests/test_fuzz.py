@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 
 from lpclassify.config import Config, load_config, parse_config
 from lpclassify.errors import ConfigError, InputError, LpclassifyError
-from lpclassify.io import INPUT_FORMATS, InputFile, InputRecord, InputRecordError, RecordReader
+from lpclassify.records import INPUT_FORMATS, InputFile, InputRecord, InputRecordError, RecordReader
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -155,9 +155,19 @@ def test_gzipped_input_files_raise_only_input_errors(data: bytes, fmt: str) -> N
             assert isinstance(exc, InputError)
 
 
-def test_the_fuzz_strategies_reach_valid_configs() -> None:
-    """A sanity check on the strategies themselves: some documents do parse."""
-    assert isinstance(parse_config({"prompt": "Review: {text}\nSentiment:", "labels": ["positive", "negative"]}),
-                      Config)
-    with pytest.raises(ConfigError):
-        parse_config({"prompt": 3, "labels": None})
+def parses(data: Any) -> bool:
+    try:
+        parse_config(data)
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("wanted", [True, False], ids=["valid", "invalid"])
+def test_the_config_strategy_reaches_valid_and_invalid_configs(wanted: bool) -> None:
+    """The strategy itself: it must draw configs that parse (so the deeper checks run) and configs that don't.
+
+    ``find`` searches the strategy and raises NoSuchExample if no draw satisfies the condition.
+    """
+    found = find(NEAR_VALID, lambda data: parses(data) is wanted, settings=settings(max_examples=500, database=None))
+    assert parses(found) is wanted

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpclassify.errors import ModelError
-from lpclassify.gguf import GGML_TYPES, check_gguf
+from lpclassify.models.gguf import GGML_TYPES, check_gguf
 
 # --------------------------------------------------------------------------- GGUF writer
 

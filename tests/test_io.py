@@ -12,21 +12,24 @@ from pathlib import Path
 import pytest
 
 from lpclassify.errors import InputError
-from lpclassify.io import (
-    CsvWriter,
+from lpclassify.records.files import atomic_output, same_file, write_json_atomic
+from lpclassify.records.readers import (
     InputFile,
     InputRecord,
     InputRecordError,
-    JsonlWriter,
     RecordReader,
-    TableWriter,
-    atomic_output,
     input_format_for,
+    read_labeled,
+    text_records,
+)
+from lpclassify.records.writers import (
+    CsvWriter,
+    JsonlWriter,
+    TableWriter,
+    json_safe,
     make_writer,
     merge_record,
     output_format_for,
-    same_file,
-    text_records,
 )
 
 
@@ -288,3 +291,34 @@ def test_same_file(tmp_path: Path) -> None:
     path.write_text("x")
     assert same_file(path, tmp_path / "." / "a.txt")
     assert not same_file(path, tmp_path / "b.txt")
+
+
+def test_write_json_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "meta.json"
+    write_json_atomic(target, {"a": [1, 2]})
+    assert json.loads(target.read_text()) == {"a": [1, 2]} and target.read_text().endswith("\n")
+    assert list(tmp_path.iterdir()) == [target]
+    with pytest.raises(InputError, match="does not exist"):
+        write_json_atomic(tmp_path / "no" / "meta.json", {})
+
+
+def test_json_safe() -> None:
+    value = {"p": [0.5, float("nan")], "q": (float("inf"), -float("inf")), "r": {"s": 1, "t": "x"}}
+    assert json_safe(value) == {"p": [0.5, None], "q": [None, None], "r": {"s": 1, "t": "x"}}
+
+
+# --------------------------------------------------------------------------- labelled examples
+
+
+def test_read_labeled_reads_every_input_format(tmp_path: Path) -> None:
+    """eval and calibrate read what classify reads: CSV, TSV, gzipped files, with the same messages."""
+    (tmp_path / "d.csv").write_text("text,label\ngood,positive\nbad,1\n", encoding="utf-8")
+    assert read_labeled(tmp_path / "d.csv") == (["good", "bad"], ["positive", "1"])  # CSV has no numbers
+    (tmp_path / "d.tsv.gz").write_bytes(gzip.compress(b"label\ttext\nnegative\tawful\n"))
+    assert read_labeled(tmp_path / "d.tsv.gz") == (["awful"], ["negative"])
+    (tmp_path / "d.data").write_text('{"text": "a", "label": 0}\n', encoding="utf-8")
+    assert read_labeled(tmp_path / "d.data") == (["a"], [0])  # a name without a format is JSON Lines
+    (tmp_path / "bad.jsonl").write_bytes(b'{"text": "a", "label": 0}\n{"text": "caf\xe9", "label": 1}\n')
+    with pytest.raises(InputRecordError, match=r"bad\.jsonl:2: not valid UTF-8"):
+        read_labeled(tmp_path / "bad.jsonl")
+    assert read_labeled(tmp_path / "bad.jsonl", limit=1) == (["a"], [0])  # the bad record is past the limit

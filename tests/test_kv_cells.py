@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from lpclassify.backends.kv_cells import FREE, KvCells, Row
-from lpclassify.backends.llama_cpp import _attention_span
+from lpclassify.backends.llama_cpp.kv_cells import FREE, KvCells, Row
+from lpclassify.backends.llama_cpp.planner import attention_span
 
 ALIGN = 64
 
@@ -140,8 +140,13 @@ def run_batch(cells: KvCells, memory: TwoCaches, lengths: list[int], first_pos: 
     for seq, start, length in texts:
         cells.retire(seq, start, first_pos, length)
         memory.seq_rm(seq, -1, -1)
-    cells.trim(_attention_span(placement.cells[-1] + 1))  # as the backend does after a batch
+    cells.trim(attention_span(placement.cells[-1] + 1))  # as the backend does after a batch
     return placement.n_padding
+
+
+def used_end(cells: KvCells) -> int:
+    """One past the highest occupied cell (what llama.cpp's attention spans)."""
+    return max((cell + 1 for cell in range(cells.n_cells) if cells.owner[cell] != FREE), default=0)
 
 
 def assert_mirror(cells: KvCells, memory: TwoCaches) -> None:
@@ -189,9 +194,9 @@ def test_filler_above_a_long_batch_is_trimmed_afterwards() -> None:
     cells, memory = make(n_cells=2048, n_swa=0)  # no sliding window: every row may become filler
     pin(cells, memory, 48)
     run_batch(cells, memory, [700], 48)  # one long text: filler up to ~750
-    assert cells.used_end() > 512
+    assert used_end(cells) > 512
     run_batch(cells, memory, [30, 30], 48)  # short ones again: attention back to 256 cells
-    assert cells.used_end() <= 256
+    assert used_end(cells) <= 256
     assert_mirror(cells, memory)
 
 

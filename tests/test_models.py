@@ -19,7 +19,8 @@ import yaml
 
 from lpclassify import models
 from lpclassify.errors import ModelError
-from lpclassify.models import DEFAULT_MODEL, ModelEntry, PypiPart
+from lpclassify.models import DEFAULT_MODEL, ModelEntry, PypiPart, registry, sources
+from lpclassify.models import cache as model_cache
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,8 +94,8 @@ def use_registry(monkeypatch: pytest.MonkeyPatch):
     """Replace the registry with the given entries."""
 
     def install(*entries: ModelEntry) -> None:
-        registry = {e.name: e for e in entries}
-        monkeypatch.setattr(models, "load_registry", lambda: registry)
+        replacement = {e.name: e for e in entries}
+        monkeypatch.setattr(registry, "load_registry", lambda: replacement)
 
     return install
 
@@ -299,7 +300,7 @@ def test_cache_hit_writes_and_trusts_sidecar(use_registry, cache: Path, monkeypa
     def no_hashing(path: Path) -> str:
         raise AssertionError("hashed although the sidecar is valid")
 
-    monkeypatch.setattr(models, "_sha256_file", no_hashing)
+    monkeypatch.setattr(model_cache, "sha256_file", no_hashing)
     assert models.resolve_model("m") == target
     assert models.model_status("m") == models.STATUS_CACHED
 
@@ -387,7 +388,7 @@ def test_oversized_source_is_rejected_early(use_registry, cache: Path, tmp_path:
     big = tmp_path / "big"
     big.write_bytes(b"x" * (3 * 1024 * 1024))
     with pytest.raises(ModelError, match="does not match the registry"):
-        models._assemble(entry, [models._file_opener(big)], origin="test", fix="fix it")
+        model_cache.assemble(entry, [model_cache.file_opener(big)], origin="test", fix="fix it")
     assert list(cache.iterdir()) == []
 
 
@@ -439,7 +440,7 @@ def test_wheel_member_extraction_streams(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 7)
     wheel = make_wheel(tmp_path, "lpc-test-x", "1", {"pkg/model.gguf": data})
     entry = make_entry("m", data)
-    with models._wheel_member_opener(wheel, "pkg/model.gguf", entry)() as src:
+    with sources.wheel_member_opener(wheel, "pkg/model.gguf", entry)() as src:
         assert src.read() == data
 
 
@@ -447,14 +448,14 @@ def test_damaged_wheel(tmp_path: Path) -> None:
     wheel = tmp_path / "broken-1-py3-none-any.whl"
     wheel.write_bytes(b"not a zip")
     entry = make_entry("m", b"")
-    with pytest.raises(ModelError, match="is damaged"), models._wheel_member_opener(wheel, "a", entry)():
+    with pytest.raises(ModelError, match="is damaged"), sources.wheel_member_opener(wheel, "a", entry)():
         pass
 
 
 def test_pip_error_line() -> None:
     output = "WARNING: something\nERROR: Could not find a version\nERROR: No matching distribution found for x\n"
-    assert models._pip_error(output) == "No matching distribution found for x"
-    assert models._pip_error("just text\n\n") == "just text"
+    assert sources._pip_error(output) == "No matching distribution found for x"
+    assert sources._pip_error("just text\n\n") == "just text"
 
 
 # --------------------------------------------------------------------------- Hugging Face
@@ -526,21 +527,34 @@ def test_packaged_registry_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_pat
     # Installed from a wheel, the registry lives at lpclassify/_data/registry.yaml.
     (tmp_path / "_data").mkdir()
     (tmp_path / "_data" / "registry.yaml").write_text(yaml.safe_dump({"only-one": GOOD}))
-    monkeypatch.setattr(models.resources, "files", lambda package: tmp_path)
-    models.load_registry.cache_clear()
+    monkeypatch.setattr(registry.resources, "files", lambda package: tmp_path)
+    registry.load_registry.cache_clear()
     try:
         assert list(models.load_registry()) == ["only-one"]
     finally:
-        models.load_registry.cache_clear()
+        registry.load_registry.cache_clear()
 
 
 def test_invalid_registry_yaml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "_data").mkdir()
     (tmp_path / "_data" / "registry.yaml").write_text("a: [unclosed\n")
-    monkeypatch.setattr(models.resources, "files", lambda package: tmp_path)
-    models.load_registry.cache_clear()
+    monkeypatch.setattr(registry.resources, "files", lambda package: tmp_path)
+    registry.load_registry.cache_clear()
     try:
         with pytest.raises(ModelError, match="is not valid YAML"):
             models.load_registry()
     finally:
-        models.load_registry.cache_clear()
+        registry.load_registry.cache_clear()
+
+
+def test_source_tree_registry_is_the_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Editable installs and checkouts have no lpclassify/_data: the repo's models/registry.yaml
+    # (three levels above lpclassify/models/registry.py) must be found instead.
+    if not Path(registry.__file__).resolve().is_relative_to(REPO):
+        pytest.skip("lpclassify is installed from a wheel, not run from this checkout")
+    monkeypatch.setattr(registry.resources, "files", lambda package: tmp_path)
+    registry.load_registry.cache_clear()
+    try:
+        assert set(registry.load_registry()) >= {"gemma-3-270m", "smollm2-135m"}
+    finally:
+        registry.load_registry.cache_clear()

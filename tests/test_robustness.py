@@ -14,22 +14,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import model_path
+from conftest import load_shared, model_path
 
 from lpclassify import cli
-from lpclassify import io as lpio
 from lpclassify.classifier import Classifier
-from lpclassify.cli import main
 from lpclassify.config import load_config
 from lpclassify.errors import InputError, ModelError
 from lpclassify.long_inputs import Fitter
-from lpclassify.runfiles import RunFiles, _complete_rows, default_rejected_path
+from lpclassify.records.readers import InputRecord
+from lpclassify.records.resume import RunFiles, complete_rows, default_rejected_path
+from lpclassify.records.writers import Writer
 from lpclassify.tokenization import encode_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTIMENT = ROOT / "configs" / "sentiment.yaml"
 SMOL = ["--model", "smollm2-135m", "--threads", "1"]
 LONG = " ".join(f"Scene {i}: the plot drags but the acting is superb." for i in range(14))  # ~200 tokens
+
+
+def main(argv: list[str]) -> int:
+    """``lpclassify ARGV`` in-process, on the session's loaded models (see conftest.load_shared)."""
+    return cli.main(argv, load_classifier=load_shared)
 
 
 def error_line(err: str) -> str:
@@ -124,7 +129,9 @@ def test_truncated_prediction_on_the_real_model(small_backend: object, side: str
 @pytest.mark.model
 def test_chunked_text_is_the_mean_of_its_windows(small_backend: object) -> None:
     clf = sentiment(small_backend, long_inputs="chunk")
-    pieces = [piece for _, piece in clf._fitter.windows(LONG)]
+    fitter = Fitter(lambda text: encode_pairs(small_backend.tokenize, clf.prompts(text)),  # type: ignore[attr-defined]
+                    small_backend.n_ctx)  # type: ignore[attr-defined]  # the windows the classifier scores
+    pieces = [piece for _, piece in fitter.windows(LONG)]
     assert len(pieces) > 2 and " ".join(pieces).split() == LONG.split()
     prediction = clf.classify(LONG)
     assert prediction.n_chunks == len(pieces) and not prediction.truncated
@@ -296,7 +303,7 @@ def test_default_rejected_paths() -> None:
 def test_complete_rows_drops_a_torn_jsonl_line(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl.partial"
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b"')
-    assert _complete_rows(path, "jsonl") == (2, None)
+    assert complete_rows(path, "jsonl") == (2, None)
     assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
 
 
@@ -310,7 +317,7 @@ def test_complete_rows_drops_a_torn_jsonl_line(tmp_path: Path) -> None:
 def test_complete_rows_drops_a_torn_csv_row(data: bytes, rows: int, kept: bytes, tmp_path: Path) -> None:
     path = tmp_path / "out.csv.partial"
     path.write_bytes(data)
-    count, header = _complete_rows(path, "csv")
+    count, header = complete_rows(path, "csv")
     assert count == rows and path.read_bytes() == kept
     assert header == (["id", "text"] if kept else None)
 
@@ -327,14 +334,14 @@ def test_a_fresh_run_never_overwrites_a_partial_output(tmp_path: Path) -> None:
 
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
     """Ctrl-C once the writer has written ``rows`` rows."""
-    original = lpio.Writer.write
+    original = Writer.write
 
-    def write(self: lpio.Writer, record: lpio.InputRecord, prediction: dict) -> None:
+    def write(self: Writer, record: InputRecord, prediction: dict) -> None:
         if self.count >= rows:
             raise KeyboardInterrupt
         original(self, record, prediction)
 
-    monkeypatch.setattr(lpio.Writer, "write", write)
+    monkeypatch.setattr(Writer, "write", write)
 
 
 @pytest.mark.model
@@ -477,21 +484,24 @@ def test_resume_hint_survives_an_internal_error(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.chdir(tmp_path)
     Path("in.txt").write_text("good one\nbad one\ngood two\n", encoding="utf-8")
-    monkeypatch.setattr(cli, "load_classifier",
-                        lambda config, args, model=None: Classifier(config, CharBackend()))
-    original = lpio.Writer.write
 
-    def write(self: lpio.Writer, record: lpio.InputRecord, prediction: dict) -> None:
+    def fake(config, request):  # type: ignore[no-untyped-def]
+        return Classifier(request.configured(config), CharBackend())
+
+    original = Writer.write
+
+    def write(self: Writer, record: InputRecord, prediction: dict) -> None:
         if self.count >= 2:
             raise ZeroDivisionError("boom")
         original(self, record, prediction)
 
-    monkeypatch.setattr(lpio.Writer, "write", write)
+    monkeypatch.setattr(Writer, "write", write)
     monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
-    assert main(["classify", "-c", "sentiment", "-i", "in.txt", "-o", "out.jsonl"]) == 1
+    assert cli.main(["classify", "-c", "sentiment", "-i", "in.txt", "-o", "out.jsonl"], load_classifier=fake) == 1
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError: boom" in err and "2 input records are done" in err
-    monkeypatch.setattr(lpio.Writer, "write", original)
-    assert main(["classify", "-c", "sentiment", "-i", "in.txt", "-o", "out.jsonl", "--resume"]) == 0
+    monkeypatch.setattr(Writer, "write", original)
+    assert cli.main(["classify", "-c", "sentiment", "-i", "in.txt", "-o", "out.jsonl", "--resume"],
+                    load_classifier=fake) == 0
     assert [json.loads(line)["text"] for line in Path("out.jsonl").read_text().splitlines()] == [
         "good one", "bad one", "good two"]

@@ -8,7 +8,10 @@ normalization, decisions) lives above it, so a fake backend can drive the maths 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -21,11 +24,49 @@ from ..tokenization import EncodedText
 ScoreResult = list[list[np.ndarray]]
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model a backend scores with: what caches, calibration files and resumed runs key on.
+
+    ``path`` is None for a backend without a model file (a test fake): nothing is cached on disk then.
+    """
+
+    path: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike[str] | None) -> ModelIdentity:
+        if path is None:
+            return cls()
+        resolved = Path(path).resolve()
+        try:
+            stat = resolved.stat()
+        except OSError:
+            return cls(str(resolved))
+        return cls(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+    @property
+    def name(self) -> str | None:
+        """The model file's name (what a calibration file records)."""
+        return Path(self.path).name if self.path is not None else None
+
+    def cache_key(self) -> dict[str, object] | None:
+        """The identity as JSON for cache keys; None when there is no file to key on."""
+        if self.path is None or self.size is None:
+            return None
+        return {"path": self.path, "name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
 @runtime_checkable
 class Backend(Protocol):
     @property
     def n_ctx(self) -> int:
         """The most tokens one text's prompt plus its longest candidate may take."""
+        ...
+
+    def identity(self) -> ModelIdentity:
+        """The model this backend scores with."""
         ...
 
     def tokenize(self, text: str, add_bos: bool) -> list[int]:
@@ -36,12 +77,13 @@ class Backend(Protocol):
         """How one token reads (for ``explain`` and ``validate``)."""
         ...
 
-    def pin_prefix(self, tokens: Sequence[int]) -> None:
-        """Tokens that start (almost) every prompt: a backend may precompute and reuse them."""
-        ...
+    def score(self, texts: Sequence[EncodedText], *, prefix: Sequence[int] = ()) -> ScoreResult:
+        """Per-token log-probs of every candidate of every text (the fast path).
 
-    def score(self, texts: Sequence[EncodedText]) -> ScoreResult:
-        """Per-token log-probs of every candidate of every text (the fast path)."""
+        ``prefix``: tokens that start (almost) every prompt of this caller; a backend may decode
+        them once and reuse them. It is a hint, never state: two callers with different
+        prefixes on one backend each get their own results.
+        """
         ...
 
     def score_reference(self, texts: Sequence[EncodedText]) -> ScoreResult:

@@ -266,10 +266,3 @@ class KvCells:
                 for c in cells:
                     if self.owner[c] == self.filler_seqs[line]:
                         self.owner[c] = FREE
-
-    def used_end(self) -> int:
-        """One past the highest occupied cell."""
-        for cell in range(self.n_cells - 1, -1, -1):
-            if self.owner[cell] != FREE:
-                return cell + 1
-        return 0

@@ -1,174 +1,38 @@
-"""Label-set configs: YAML (or a mapping) -> typed, frozen objects, validated once.
+"""A parsed config document -> :class:`~.schema.Config`, checked key by key.
 
-A config names the model, the prompt template, the labels with their candidate
-completions, and how scores become a decision::
-
-    name: sentiment
-    model: default
-    prompt: |
-      Review: {text}
-      Sentiment:
-    labels:
-      positive: {completions: [" positive"]}
-      negative: {completions: [" negative"]}
-
-Every problem is a :class:`~lpclassify.errors.ConfigError` naming the file, the dotted
-key and what was expected, e.g. ``sentiment.yaml: scoring.normalise: unknown key; did you
-mean 'normalize'?``. Unknown keys are errors, not silently ignored: a misspelt option
+Every problem is a :class:`~lpclassify.errors.ConfigError` naming the file, the dotted key
+and what was expected. Unknown keys are errors, not silently ignored: a misspelt option
 that does nothing is the worst kind of bug in a config file.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import ConfigError
-
-NORMALIZATIONS = ("sum", "mean", "chars")
-AGGREGATIONS = ("logsumexp", "max")
-CALIBRATIONS = ("none", "contextual", "domain", "batch", "pmi", "fitted")
-MODES = ("single", "multi")
-LONG_INPUT_POLICIES = ("truncate", "chunk")
-TRUNCATE_SIDES = ("head", "tail", "middle")
-EMPTY_TEXT_POLICIES = ("error", "abstain")
-
-# Placeholders a template may use; any other ``{identifier}`` is a typo.
-PROMPT_PLACEHOLDERS = ("text", "labels")
-MULTI_PROMPT_PLACEHOLDERS = ("text", "label", "description")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-DEFAULT_MULTI_PROMPT = (
-    "Text: {text}\nQuestion: Is this text about {label}? Answer yes or no.\nAnswer:"
+from ..calibration.registry import method_names
+from ..errors import ConfigError
+from .schema import (
+    AGGREGATIONS,
+    DEFAULT_CONTENT_FREE,
+    DEFAULT_MULTI_PROMPT,
+    EMPTY_TEXT_POLICIES,
+    LONG_INPUT_POLICIES,
+    MODES,
+    MULTI_PROMPT_PLACEHOLDERS,
+    NORMALIZATIONS,
+    PLACEHOLDER,
+    PROMPT_PLACEHOLDERS,
+    TRUNCATE_SIDES,
+    Config,
+    Decision,
+    Label,
+    MultiLabel,
+    Runtime,
+    Scoring,
 )
-DEFAULT_CONTENT_FREE = ("N/A", "", "[MASK]")
-
-
-@dataclass(frozen=True)
-class Label:
-    """One label: its name, the completions that stand for it, an optional description."""
-
-    name: str
-    completions: tuple[str, ...]
-    description: str | None = None
-    threshold: float | None = None  # multi-label: overrides decision.threshold
-
-
-@dataclass(frozen=True)
-class Scoring:
-    normalize: str = "sum"
-    aggregate: str = "logsumexp"
-    calibration: str = "none"
-    content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
-    calibration_file: str | None = None
-
-
-@dataclass(frozen=True)
-class MultiLabel:
-    """The answers multi-label mode compares for each label's yes/no question."""
-
-    yes: tuple[str, ...] = (" yes", " Yes")
-    no: tuple[str, ...] = (" no", " No")
-
-
-@dataclass(frozen=True)
-class Decision:
-    mode: str = "single"
-    threshold: float = 0.0
-    top_k: int = 1
-    multi: MultiLabel = field(default_factory=MultiLabel)
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Engine knobs; ``None`` means "let the backend choose"."""
-
-    n_ctx: int = 1024
-    batch_size: int = 8
-    threads: int | None = None
-    n_gpu_layers: int = 0
-    long_inputs: str = "truncate"
-    truncate_side: str = "head"
-    empty_text: str = "error"
-
-
-@dataclass(frozen=True)
-class Config:
-    name: str
-    prompt: str
-    labels: tuple[Label, ...]
-    model: str = "default"
-    description: str | None = None
-    scoring: Scoring = field(default_factory=Scoring)
-    decision: Decision = field(default_factory=Decision)
-    runtime: Runtime = field(default_factory=Runtime)
-    source: str = "<mapping>"
-
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return tuple(label.name for label in self.labels)
-
-
-def load_config(path_or_mapping: str | Path | Mapping[str, Any]) -> Config:
-    """Load and validate a config from a YAML file path or an already-parsed mapping."""
-    if isinstance(path_or_mapping, Mapping):
-        return parse_config(path_or_mapping, source="<mapping>")
-    path = Path(path_or_mapping)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found; check the path", source=source) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, expected a YAML file", source=source) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=source) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", source=source) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader: no arbitrary objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"invalid YAML: {where}{exc.problem or exc.context}", source=source) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", source=source) from None
-    except RecursionError:  # PyYAML parses nesting recursively: "[[[[..." thousands deep
-        raise ConfigError("invalid YAML: nested too deeply", source=source) from None
-    if data is None:
-        raise ConfigError("the file is empty; expected a mapping with 'prompt' and 'labels'", source=source)
-    return parse_config(data, source=source)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys instead of keeping the last one silently."""
-
-
-def _construct_mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, (list, dict)):
-            continue  # unhashable; reported as a wrong key type later
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
-
-
-# --------------------------------------------------------------------------- validation
 
 
 class _Reader:
@@ -261,7 +125,7 @@ def _type_name(value: Any) -> str:
 
 
 def _check_template(template: str, allowed: tuple[str, ...], reader: _Reader, name: str) -> str:
-    found = _PLACEHOLDER.findall(template)
+    found = PLACEHOLDER.findall(template)
     for placeholder in found:
         if placeholder not in allowed:
             hint = difflib.get_close_matches(placeholder, allowed, n=1)
@@ -350,7 +214,7 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
-        calibration=reader.choice("calibration", CALIBRATIONS, "none"),
+        calibration=reader.choice("calibration", method_names(), "none"),
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
     )

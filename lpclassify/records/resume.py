@@ -29,11 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import InputError
-from .io import InputRecordError
+from ..errors import InputError
+from .files import write_json_atomic
+from .readers import InputRecordError
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 PARTIAL = ".partial"
 SYNC_SECONDS = 5.0  # fsync at most this often: flushing per record already survives a killed process
@@ -143,8 +144,8 @@ class RunFiles:
         """Check (resume) or record (fresh run) what the run reads; open the partial files."""
         if self._resume:
             self._check(identity)
-            rows, self.csv_columns = _complete_rows(self.partial, self.format)
-            rejected = _complete_rows(self.rejected_partial, "jsonl")[0] if self.rejected_partial.exists() else 0
+            rows, self.csv_columns = complete_rows(self.partial, self.format)
+            rejected = complete_rows(self.rejected_partial, "jsonl")[0] if self.rejected_partial.exists() else 0
             self.done = rows + rejected
         else:
             self._write_meta(identity)
@@ -170,12 +171,7 @@ class RunFiles:
                                  f"{self.partial}* to start over")
 
     def _write_meta(self, identity: dict[str, str]) -> None:
-        tmp = self.meta.with_name(self.meta.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps({"format_version": 1, **identity}, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, self.meta)
-        except OSError as exc:
-            raise InputError(f"cannot write {self.meta}: {exc.strerror or exc}") from None
+        write_json_atomic(self.meta, {"format_version": 1, **identity})
 
     def written(self) -> None:
         """After each record: fsync now and then (flushing is the writer's job)."""
@@ -226,7 +222,7 @@ class RunFiles:
         return total
 
 
-def _complete_rows(path: Path, fmt: str) -> tuple[int, list[str] | None]:
+def complete_rows(path: Path, fmt: str) -> tuple[int, list[str] | None]:
     """Count the complete rows of a partial file and cut off a torn last one.
 
     Returns the number of rows (a CSV header not counted) and, for CSV, the header.

@@ -6,10 +6,8 @@ past the end of the mapping and the whole process dies with SIGBUS instead of ra
 works out where the last tensor's bytes end and compares that with the file size, so a
 bad file becomes a one-line :class:`~lpclassify.errors.ModelError` instead of a crash.
 
-The parser reads through a small buffer; array values are skipped by seeking, except
-arrays of strings whose lengths have to be walked. Every count read from the file is
-checked against the file size before it is used, so a corrupt count cannot make us
-allocate or loop unboundedly.
+Array values are skipped, except arrays of strings whose lengths have to be walked;
+the reading itself, bounded by the file size, is :mod:`~lpclassify.models.gguf_reader`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import ModelError
+from ..errors import ModelError
+from .gguf_reader import BoundedReader, Corrupt, Truncated
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -45,7 +44,6 @@ _SCALAR_FORMATS: dict[int, str] = {
     12: "<d",  # FLOAT64
 }
 _SCALAR_SIZES = {t: struct.calcsize(f) for t, f in _SCALAR_FORMATS.items()}
-_T_UINT32 = 4
 
 # ggml tensor types: id -> (name, elements per block, bytes per block). Mirrors
 # GGML_QUANT_SIZES in gguf-py. Where sources disagree (Q8_1) the smaller size is used:
@@ -92,12 +90,10 @@ GGML_TYPES: dict[int, tuple[str, int, int]] = {
 _MAX_KEY_BYTES = 65_536
 _MAX_TENSOR_NAME_BYTES = 65_536
 _MAX_KEPT_STRING_BYTES = 1 << 20  # longer string values are skipped, not stored
-_MAX_STRING_BYTES = 1 << 32
 _MAX_ARRAY_ITEMS = 1 << 32
 _MAX_TENSORS = 1 << 20
 _MAX_KV = 1 << 20
 _MAX_INT64 = (1 << 63) - 1
-_CHUNK = 1 << 16
 
 _PULL_HINT = "download it again (`lpclassify models pull NAME` for registry models)"
 
@@ -124,121 +120,6 @@ class GGUFInfo:
     tokenizer_model: str | None = None
     file_type: int | None = None
     metadata: Mapping[str, object] = field(default_factory=dict, repr=False)
-
-
-class _Truncated(Exception):
-    """The header itself runs past the end of the file; carries the byte count needed."""
-
-    def __init__(self, needed: int) -> None:
-        super().__init__(needed)
-        self.needed = needed
-
-
-class _Corrupt(Exception):
-    """The header contains an impossible value; the message says which."""
-
-
-class _Reader:
-    """Forward-only little-endian reader over a binary file, with its own buffer.
-
-    Reading through one bytes buffer with ``struct.unpack_from`` keeps the per-field
-    cost low, which matters for the ~260k-entry token arrays of modern vocabularies.
-    """
-
-    def __init__(self, fh: BinaryIO, file_size: int, start: int = 0) -> None:
-        self._fh = fh
-        self.file_size = file_size
-        self._buf = b""
-        self._pos = 0  # position inside _buf
-        self._base = start  # file offset of _buf[0]
-        fh.seek(start)
-
-    def tell(self) -> int:
-        """Current absolute file offset."""
-        return self._base + self._pos
-
-    def _need(self, n: int) -> None:
-        """Make sure ``n`` bytes are available in the buffer at the current position."""
-        if len(self._buf) - self._pos >= n:
-            return
-        if self.tell() + n > self.file_size:
-            raise _Truncated(self.tell() + n)
-        rest = self._buf[self._pos :]
-        more = self._fh.read(max(n - len(rest), _CHUNK))
-        self._base += self._pos
-        self._buf = rest + more
-        self._pos = 0
-        if len(self._buf) < n:  # file shrank under us, or a short read at EOF
-            raise _Truncated(self.tell() + n)
-
-    def unpack(self, fmt: str, size: int) -> tuple:
-        """Read one struct-packed record of ``size`` bytes."""
-        self._need(size)
-        values = struct.unpack_from(fmt, self._buf, self._pos)
-        self._pos += size
-        return values
-
-    def u32(self) -> int:
-        return self.unpack("<I", 4)[0]
-
-    def u64(self) -> int:
-        return self.unpack("<Q", 8)[0]
-
-    def skip(self, n: int) -> None:
-        """Skip ``n`` bytes; past the end of the file is a truncation."""
-        if n <= len(self._buf) - self._pos:
-            self._pos += n
-            return
-        target = self.tell() + n
-        if target > self.file_size:
-            raise _Truncated(target)
-        self._fh.seek(target)
-        self._buf = b""
-        self._pos = 0
-        self._base = target
-
-    def read_bytes(self, n: int) -> bytes:
-        self._need(n)
-        data = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return data
-
-    def count(self, what: str, elem_size: int, cap: int) -> int:
-        """Read a uint64 count of ``elem_size``-byte items.
-
-        A count above ``cap`` is corruption (no real file comes close); a plausible count
-        whose items cannot fit in the rest of the file means the file was cut short.
-        """
-        n = self.u64()
-        if n > cap:
-            raise _Corrupt(f"{what} is {n}")
-        needed = self.tell() + n * elem_size
-        if needed > self.file_size:
-            raise _Truncated(needed)
-        return n
-
-    def string(self, what: str, keep_max: int) -> str | None:
-        """Read a GGUF string; return None (after skipping it) if longer than ``keep_max``."""
-        n = self.count(f"{what} length", 1, _MAX_STRING_BYTES)
-        if n > keep_max:
-            self.skip(n)
-            return None
-        return self.read_bytes(n).decode("utf-8", errors="replace")
-
-    def skip_string_array(self, count: int) -> None:
-        """Walk ``count`` length-prefixed strings without decoding them."""
-        unpack_from = struct.unpack_from
-        for _ in range(count):
-            if len(self._buf) - self._pos < 8:
-                self._need(8)
-            (n,) = unpack_from("<Q", self._buf, self._pos)
-            self._pos += 8
-            if n > _MAX_STRING_BYTES:
-                raise _Corrupt(f"string length is {n}")
-            if n <= len(self._buf) - self._pos:
-                self._pos += n
-            else:
-                self.skip(n)
 
 
 def check_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
@@ -271,14 +152,14 @@ def _parse(fh: BinaryIO, path: Path, file_size: int) -> GGUFInfo:
     magic = fh.read(4)
     if magic != GGUF_MAGIC:
         raise ModelError(f"{path} is not a GGUF file ({_describe_magic(magic, file_size)}); pass a .gguf model file")
-    reader = _Reader(fh, file_size, start=4)
+    reader = BoundedReader(fh, file_size, start=4)
     try:
         return _parse_after_magic(reader, path)
-    except _Truncated as exc:
+    except Truncated as exc:
         raise ModelError(
             f"{path} is truncated: expected at least {exc.needed} bytes, found {file_size}; {_PULL_HINT}"
         ) from None
-    except _Corrupt as exc:
+    except Corrupt as exc:
         raise ModelError(f"{path} has a corrupt header ({exc}); {_PULL_HINT}") from None
 
 
@@ -295,7 +176,7 @@ def _describe_magic(magic: bytes, file_size: int) -> str:
     return f"it starts with {magic!r} instead of b'GGUF'"
 
 
-def _parse_after_magic(reader: _Reader, path: Path) -> GGUFInfo:
+def _parse_after_magic(reader: BoundedReader, path: Path) -> GGUFInfo:
     """Parse version, metadata and tensor infos; compute the size the file must have."""
     version = reader.u32()
     if version not in SUPPORTED_VERSIONS:
@@ -315,7 +196,7 @@ def _parse_after_magic(reader: _Reader, path: Path) -> GGUFInfo:
     if "general.alignment" in metadata:
         alignment = metadata["general.alignment"]
         if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-            raise _Corrupt(f"general.alignment {alignment!r} is not a power of two")
+            raise Corrupt(f"general.alignment {alignment!r} is not a power of two")
 
     tensors = _read_tensor_infos(reader, n_tensors)
     header_end = reader.tell()
@@ -323,12 +204,12 @@ def _parse_after_magic(reader: _Reader, path: Path) -> GGUFInfo:
     required = header_end
     for name, dims, ggml_type, offset in tensors:
         if offset % alignment:
-            raise _Corrupt(f"tensor {name!r} offset {offset} is not a multiple of the alignment {alignment}")
+            raise Corrupt(f"tensor {name!r} offset {offset} is not a multiple of the alignment {alignment}")
         nbytes = _tensor_nbytes(name, dims, ggml_type)
         end = data_offset + offset + (nbytes or 0)
         required = max(required, end)
     if required > reader.file_size:
-        raise _Truncated(required)
+        raise Truncated(required)
 
     arch = _str_or_none(metadata.get("general.architecture"))
     ctx = metadata.get(f"{arch}.context_length") if arch else None
@@ -355,19 +236,19 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _read_metadata(reader: _Reader, n_kv: int) -> dict[str, object]:
+def _read_metadata(reader: BoundedReader, n_kv: int) -> dict[str, object]:
     """Read ``n_kv`` key/value pairs; keep scalars and short strings, summarise arrays."""
     metadata: dict[str, object] = {}
     for _ in range(n_kv):
         key = reader.string("metadata key", _MAX_KEY_BYTES)
         if key is None:
-            raise _Corrupt("metadata key longer than 64 KiB")
+            raise Corrupt("metadata key longer than 64 KiB")
         vtype = reader.u32()
         metadata[key] = _read_value(reader, key, vtype)
     return metadata
 
 
-def _read_value(reader: _Reader, key: str, vtype: int) -> object:
+def _read_value(reader: BoundedReader, key: str, vtype: int) -> object:
     """Read (or skip) one metadata value of GGUF type ``vtype``."""
     if vtype in _SCALAR_FORMATS:
         return reader.unpack(_SCALAR_FORMATS[vtype], _SCALAR_SIZES[vtype])[0]
@@ -386,8 +267,8 @@ def _read_value(reader: _Reader, key: str, vtype: int) -> object:
             return f"<array string[{count}]>"
         # Nested arrays are legal in the spec but no model uses them and llama.cpp
         # rejects them; treat them (and unknown element types) as corruption.
-        raise _Corrupt(f"metadata {key!r} has an unsupported array element type {etype}")
-    raise _Corrupt(f"metadata {key!r} has an unknown value type {vtype}")
+        raise Corrupt(f"metadata {key!r} has an unsupported array element type {etype}")
+    raise Corrupt(f"metadata {key!r} has an unknown value type {vtype}")
 
 
 _VALUE_TYPE_NAMES = ("u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64")
@@ -397,16 +278,16 @@ def _type_name(vtype: int) -> str:
     return _VALUE_TYPE_NAMES[vtype] if 0 <= vtype < len(_VALUE_TYPE_NAMES) else str(vtype)
 
 
-def _read_tensor_infos(reader: _Reader, n_tensors: int) -> list[tuple[str, tuple[int, ...], int, int]]:
+def _read_tensor_infos(reader: BoundedReader, n_tensors: int) -> list[tuple[str, tuple[int, ...], int, int]]:
     """Read the tensor table: (name, dims, ggml type, offset relative to the data start)."""
     tensors = []
     for index in range(n_tensors):
         name = reader.string("tensor name", _MAX_TENSOR_NAME_BYTES)
         if name is None:
-            raise _Corrupt(f"tensor #{index} has a name longer than 64 KiB")
+            raise Corrupt(f"tensor #{index} has a name longer than 64 KiB")
         n_dims = reader.u32()
         if n_dims > GGML_MAX_DIMS:
-            raise _Corrupt(f"tensor {name!r} has {n_dims} dimensions (at most {GGML_MAX_DIMS})")
+            raise Corrupt(f"tensor {name!r} has {n_dims} dimensions (at most {GGML_MAX_DIMS})")
         dims = reader.unpack(f"<{n_dims}Q", 8 * n_dims) if n_dims else ()
         ggml_type, offset = reader.unpack("<IQ", 12)
         tensors.append((name, tuple(dims), ggml_type, offset))
@@ -418,14 +299,14 @@ def _tensor_nbytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int | No
     n_elements = 1
     for d in dims:
         if d > _MAX_INT64:
-            raise _Corrupt(f"tensor {name!r} has dimension {d}")
+            raise Corrupt(f"tensor {name!r} has dimension {d}")
         n_elements *= d
         if n_elements > _MAX_INT64:
-            raise _Corrupt(f"tensor {name!r} has too many elements")
+            raise Corrupt(f"tensor {name!r} has too many elements")
     spec = GGML_TYPES.get(ggml_type)
     if spec is None:
         return None
     type_name, block, type_size = spec
     if dims and dims[0] % block:
-        raise _Corrupt(f"tensor {name!r} row of {dims[0]} is not a multiple of the {type_name} block size {block}")
+        raise Corrupt(f"tensor {name!r} row of {dims[0]} is not a multiple of the {type_name} block size {block}")
     return n_elements // block * type_size

@@ -1,47 +1,39 @@
-"""Input readers and output writers for the command line: records in, records out, lazily.
+"""Input records: files (JSON Lines, CSV/TSV, plain text, any of them gzipped) and texts, read lazily.
 
-Every reader turns a file (JSON Lines, CSV/TSV, plain text) into a stream of
-:class:`InputRecord` ``(line, fields, text)`` tuples: the 1-based line the record starts
-on, the record's own fields (kept untouched and written back next to the prediction) and
-the text to classify. Nothing is read ahead, so a file of any size streams in constant
-memory, and every problem is an :class:`InputRecordError` that names the file and line.
-:meth:`RecordReader.items` hands bad records over in file order instead of raising, so a
-caller can set them aside (``classify --errors skip``) and still count every input record.
+Every reader turns a file into a stream of :class:`InputRecord` ``(line, fields, text)``
+tuples: the 1-based line the record starts on, the record's own fields (kept untouched and
+written back next to the prediction) and the text to classify. Nothing is read ahead, so a
+file of any size streams in constant memory, and every problem is an
+:class:`InputRecordError` that names the file and line. :meth:`RecordReader.items` hands bad
+records over in file order instead of raising, so a caller can set them aside (``classify
+--errors skip``) and still count every input record.
 
 >>> import io as _io
 >>> reader = RecordReader(_io.BytesIO(b'{"id": 7, "text": "Great!"}\\n'), "jsonl", source="in.jsonl")
 >>> [tuple(record) for record in reader]
 [(1, {'id': 7, 'text': 'Great!'}, 'Great!')]
 
-Writers take an input record and a prediction (``Prediction.as_dict()``) and write one
-output record: JSON Lines and CSV keep every input field and add the prediction's; the
-table writer prints a compact line per text for a terminal.
+:func:`read_labeled` reads labelled examples (``eval``, ``calibrate``) through the same
+readers, so every input format and every message is the same for all commands.
 
-This module never prints to the terminal on its own and never exits: ``cli.py`` does.
+This module never prints and never exits: :mod:`lpclassify.cli` does.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import json
-import math
 import os
-import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple, TextIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
-from .errors import InputError
+from ..errors import InputError
 
 INPUT_FORMATS = ("jsonl", "csv", "tsv", "txt")
-OUTPUT_FORMATS = ("jsonl", "csv", "table")
 ERROR_POLICIES = ("fail", "skip")
-
-# The keys a prediction adds to an output record (``Prediction.as_dict()``).
-PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "truncated", "chunks")
 
 _SUFFIX_FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
@@ -93,12 +85,6 @@ def input_format_for(path: str | os.PathLike[str]) -> str:
     known = ", ".join(sorted(_SUFFIX_FORMATS))
     raise InputError(f"{path}: cannot tell the input format from the file name (known: {known}); "
                      f"pass --input-format {'|'.join(INPUT_FORMATS)}")
-
-
-def output_format_for(path: str | os.PathLike[str]) -> str | None:
-    """The output format a file name implies, or None when it implies none."""
-    suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl"}.get(suffix)
 
 
 class InputFile:
@@ -330,237 +316,41 @@ def text_records(texts: Sequence[str]) -> Iterator[InputRecord]:
         yield InputRecord(number, {"text": text}, text)
 
 
-# --------------------------------------------------------------------------- output records
+# --------------------------------------------------------------------------- labelled examples
 
 
-def merge_record(fields: dict[str, Any], prediction: dict[str, Any], *,
-                 reserved: Sequence[str] = PREDICTION_KEYS) -> tuple[dict[str, Any], list[str]]:
-    """The input fields followed by the prediction's, and the input fields that had to be renamed.
+def read_labeled(path: str | os.PathLike[str], *, text_field: str = "text", label_field: str = "label",
+                 limit: int | None = None, fmt: str | None = None) -> tuple[list[str], list[str | int]]:
+    """Texts and labels (label names, or integer indices as stored) from a labelled file.
 
-    An input field whose name a prediction uses (a gold ``label`` column, say) is kept as
-    ``input_<name>`` rather than overwritten.
-
-    >>> merge_record({"id": 1, "label": "pos"}, {"label": "neg"})
-    ({'id': 1, 'input_label': 'pos', 'label': 'neg'}, ['label'])
+    Any format ``classify`` reads: ``.jsonl``, ``.csv``/``.tsv`` (whose labels are strings),
+    gzipped or not; a file name that names no format is read as JSON Lines. Only the first
+    ``limit`` records are read. Every problem is an :class:`InputError` naming the file and line.
     """
-    taken = set(reserved) | set(prediction)
-    renamed: list[str] = []
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key in taken:
-            new = f"input_{key}"
-            while new in fields or new in taken or new in out:
-                new = f"input_{new}"
-            out[new] = value
-            renamed.append(key)
-        else:
-            out[key] = value
-    out.update(_finite(prediction))
-    return out, renamed
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities (an abstention on an empty text) become null: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-class Writer:
-    """Base class: ``write(record, prediction)`` per result, ``close()`` once at the end."""
-
-    def __init__(self, stream: TextIO, *, flush: bool = False) -> None:
-        self.stream = stream
-        self.flush = flush
-        self.renamed: set[str] = set()  # input fields kept as input_<name> (for a warning)
-        self.count = 0
-
-    def write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
-        self._write(record, prediction)
-        self.count += 1
-        if self.flush:
-            self.stream.flush()
-
-    def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-class JsonlWriter(Writer):
-    """One JSON object per line: the input fields, then the prediction."""
-
-    def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
-        merged, renamed = merge_record(record.fields, prediction)
-        self.renamed.update(renamed)
-        self.stream.write(json.dumps(merged, ensure_ascii=False) + "\n")
-
-
-class CsvWriter(Writer):
-    """CSV with the input columns, then ``label``, ``labels`` (``;``-separated), one ``prob_<label>``
-    column per label, ``abstained``, ``reason``, ``truncated`` and ``chunks``.
-
-    The columns are fixed by the first record; fields that only later records have (JSON
-    Lines input can vary) are left out and listed in :attr:`dropped`. ``columns`` continues
-    a file whose header row is already written (a resumed run).
-    """
-
-    def __init__(self, stream: TextIO, label_names: Sequence[str], *, flush: bool = False,
-                 delimiter: str = ",", columns: Sequence[str] | None = None) -> None:
-        super().__init__(stream, flush=flush)
-        self.label_names = tuple(label_names)
-        self.prediction_columns = ["label", "labels", *(f"prob_{name}" for name in self.label_names),
-                                   "abstained", "reason", "truncated", "chunks"]
-        self.columns: list[str] | None = list(columns) if columns is not None else None
-        self.dropped: set[str] = set()
-        self._writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
-
-    def _flat(self, prediction: dict[str, Any]) -> dict[str, Any]:
-        probabilities = prediction.get("probabilities") or {}
-        flat: dict[str, Any] = {"label": prediction.get("label"), "labels": ";".join(prediction.get("labels") or ())}
-        for name in self.label_names:
-            flat[f"prob_{name}"] = probabilities.get(name)
-        flat["abstained"] = prediction.get("abstained", False)
-        flat["reason"] = prediction.get("reason")
-        flat["truncated"] = prediction.get("truncated", False)
-        flat["chunks"] = prediction.get("chunks", 1)
-        return flat
-
-    def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
-        merged, renamed = merge_record(record.fields, self._flat(prediction), reserved=self.prediction_columns)
-        self.renamed.update(renamed)
-        if self.columns is None:
-            self.columns = list(merged)
-            self._writer.writerow(self.columns)
-        self.dropped.update(key for key in merged if key not in self.columns)
-        self._writer.writerow([_cell(merged.get(column)) for column in self.columns])
-
-    def close(self) -> None:
-        if self.columns is None:  # no records: still a valid CSV with the prediction columns
-            self.columns = list(self.prediction_columns)
-            self._writer.writerow(self.columns)
-        super().close()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-class TableWriter(Writer):
-    """A readable table for a terminal: line, label, its probability, the text (cut to fit)."""
-
-    def __init__(self, stream: TextIO, label_names: Sequence[str], *, width: int = 100, flush: bool = True,
-                 multi: bool = False) -> None:
-        super().__init__(stream, flush=flush)
-        longest = max((len(name) for name in label_names), default=5)
-        self.label_width = min(max(longest * (2 if multi else 1) + (1 if multi else 0), len("(abstain)")), 32)
-        self.width = max(width, 40)
-        self._header_done = False
-
-    def _header(self) -> None:
-        if not self._header_done:
-            self.stream.write(f"{'LINE':>5}  {'LABEL':<{self.label_width}}  {'PROB':>5}  TEXT\n")
-            self._header_done = True
-
-    def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
-        self._header()
-        probabilities = {k: v for k, v in (prediction.get("probabilities") or {}).items()
-                         if isinstance(v, (int, float)) and math.isfinite(v)}
-        labels = prediction.get("labels") or []
-        if prediction.get("abstained") or not labels:
-            label = "(abstain)"
-            top = max(probabilities.values(), default=None)
-        else:
-            label = ",".join(labels)
-            top = probabilities.get(labels[0])
-        label = _cut(label, self.label_width)
-        prob = f"{top:.3f}" if top is not None else "-"
-        room = self.width - (5 + 2 + self.label_width + 2 + 5 + 2)
-        text = _cut(" ".join(record.text.split()), max(room, 10))
-        self.stream.write(f"{record.line:>5}  {label:<{self.label_width}}  {prob:>5}  {text}\n")
-
-    def close(self) -> None:
-        self._header()
-        super().close()
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
-def make_writer(fmt: str, stream: TextIO, label_names: Sequence[str], *, flush: bool = False, width: int = 100,
-                multi: bool = False, csv_columns: Sequence[str] | None = None) -> Writer:
-    """A writer for ``fmt`` (one of :data:`OUTPUT_FORMATS`); ``csv_columns``: see :class:`CsvWriter`."""
-    if fmt == "jsonl":
-        return JsonlWriter(stream, flush=flush)
-    if fmt == "csv":
-        return CsvWriter(stream, label_names, flush=flush, columns=csv_columns)
-    if fmt == "table":
-        return TableWriter(stream, label_names, width=width, flush=flush, multi=multi)
-    raise InputError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
-
-
-# --------------------------------------------------------------------------- atomic output
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, newline: str | None = None) -> Iterator[TextIO]:
-    """Write a text file through a temporary file next to it, renamed over ``path`` on success.
-
-    If the body raises (including ``KeyboardInterrupt``), the temporary file is removed and
-    ``path`` is left as it was: an interrupted run never leaves a file that looks complete.
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"cannot write {target}: it is a directory")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except FileNotFoundError:
-        raise InputError(f"cannot write {target}: the directory {directory} does not exist") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as stream:
-            yield stream
-            try:
-                stream.flush()
-                os.fsync(stream.fileno())
-            except OSError as exc:
-                raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if fmt is None:
         try:
-            _chmod_like_new_file(tmp)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _chmod_like_new_file(path: Path) -> None:
-    """mkstemp creates 0600; give the result the permissions ``open()`` would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~umask)
-
-
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """True when two paths name the same existing file."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
+            fmt = input_format_for(path)
+        except InputError:  # eval and calibrate have always read any file name as JSON Lines
+            fmt = "jsonl"
+    source = str(path)
+    texts: list[str] = []
+    labels: list[str | int] = []
+    with InputFile(path) as infile:
+        for line, fields, text in RecordReader(infile.stream, fmt, source=source, text_field=text_field):
+            if label_field not in fields:
+                names = ", ".join(map(repr, fields)) or "none"
+                raise InputRecordError(source, line, f"no field {label_field!r} in this record (its fields: {names}); "
+                                                     "choose the label field with --label-field")
+            label = fields[label_field]
+            if not text.strip():
+                raise InputRecordError(source, line, f"field {text_field!r} must be a non-empty string")
+            if isinstance(label, bool) or not isinstance(label, (str, int)):
+                raise InputRecordError(source, line, f"field {label_field!r} must be a label name or an integer "
+                                                     f"index, got {label!r}")
+            texts.append(text)
+            labels.append(label)
+            if limit is not None and len(texts) >= limit:
+                break  # stop before the next record: a bad one after the limit does not matter
+    if not texts:
+        raise InputError(f"{source}: no records")
+    return texts, labels

@@ -1,0 +1,44 @@
+"""Domain-conditional PMI (Holtzman et al. 2021): score a completion against a neutral context.
+
+>>> import numpy as np
+>>> pmi_scores(np.array([[-1.0, -3.0]]), np.array([-0.5, -4.0])).tolist()
+[[-0.5, 1.0]]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .base import Calibration, Context
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .state import CalibrationState
+
+# The neutral context: the template with the text left empty.
+NEUTRAL_TEXT = ""
+
+
+def pmi_scores(logprobs: np.ndarray, neutral_logprobs: np.ndarray) -> np.ndarray:
+    """log p(c | prompt with text) - log p(c | neutral prompt), per completion.
+
+    A completion that is likely whatever the text ("surface form competition": " good" is a
+    common word) loses that advantage. ``neutral_logprobs`` holds each completion's summed
+    log-prob under the neutral prompt, shape ``(n_candidates,)``; it broadcasts over the texts.
+    """
+    return np.asarray(logprobs, dtype=np.float64) - np.asarray(neutral_logprobs, dtype=np.float64)
+
+
+class Pmi(Calibration):
+    name = "pmi"
+    summary = "each completion's log-prob minus its log-prob after the template with an empty text"
+
+    def reference_texts(self, config: Config, state: CalibrationState) -> tuple[str, ...]:
+        return (NEUTRAL_TEXT,) if config.decision.mode == "single" else ()
+
+    def completion_scores(self, logprobs: np.ndarray, context: Context) -> np.ndarray:
+        if context.config.decision.mode != "single":
+            return logprobs
+        return pmi_scores(logprobs, context.raw_references([NEUTRAL_TEXT]).logprobs[0])

@@ -1,0 +1,115 @@
+"""``lpclassify explain``: every number behind one decision, as a report or as JSON.
+
+The numbers come from :meth:`lpclassify.classifier.Classifier.explain`; this module reads the
+text and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..config import load_config
+from ..errors import InputError
+from .common import EXIT_OK, Context, Subparsers, add_model_options, is_terminal, table
+
+EPILOG = """\
+Shows the rendered prompt, the log-prob of every token of every completion, each
+completion's summed and normalized score, the label probabilities before and after
+calibration, and the decision with its reason. Without TEXT the text is read from
+standard input.
+
+examples:
+  lpclassify explain -c sentiment "The plot was thin but the acting superb"
+  lpclassify explain -c configs/support_tags.yaml "I was charged twice" --json"""
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("explain", help="show why a text gets its label: prompt, token log-probs, probabilities",
+                       description="Explain one classification step by step.", epilog=EPILOG)
+    p.add_argument("text", nargs="?", metavar="TEXT", help="the text (default: read from stdin)")
+    p.add_argument("-c", "--config", required=True, metavar="CONFIG", help="a config file or a shipped config name")
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+    add_model_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    config = load_config(args.config)
+    text = args.text
+    if text is None:
+        if sys.stdin is None or is_terminal(sys.stdin):
+            raise InputError("no text given; pass it as an argument (or pipe it to standard input)")
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text  # the newline that ends a piped line is not the text's
+    if not text.strip():
+        raise InputError("empty text: nothing to explain")
+    clf = ctx.load(config, args)
+    report = clf.explain(text).as_dict()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_explanation(report)
+    return EXIT_OK
+
+
+def print_explanation(report: dict[str, Any]) -> None:
+    """The report of ``Explanation.as_dict()`` for a reader, on stdout."""
+    out = sys.stdout
+    cfg = report["config"]
+    single = cfg["mode"] == "single"
+    model = report["model"]
+    out.write(f"config:  {cfg['name']} ({cfg['source']}), {cfg['mode']}-label\n")
+    if model:
+        out.write(f"model:   {model.get('path')} ({model.get('architecture')})\n")
+    out.write(f"scoring: normalize={cfg['normalize']}  aggregate={cfg['aggregate']}  "
+              f"calibration={cfg['calibration']}\n")
+    if report["truncated"]:
+        out.write("note:    the text was shortened to fit the context (runtime.n_ctx)\n")
+    if report["chunks"] > 1:
+        out.write(f"note:    the text was scored in {report['chunks']} windows that fit the context; each "
+                  "log-prob below is the mean over the windows\n")
+    for i, prompt in enumerate(report["prompts"]):
+        title = "prompt" if len(report["prompts"]) == 1 else f"prompt {i + 1} of {len(report['prompts'])}"
+        out.write(f"\n{title}:\n")
+        for line in prompt.split("\n"):
+            out.write(f"  | {line}\n")
+
+    out.write(f"\ncompletions: log-prob of each token after the prompt, sum, normalized ({cfg['normalize']})\n")
+    rows = []
+    for c in report["completions"]:
+        label = c["label"] + (f"/{c['answer']}" if "answer" in c else "")
+        tokens = "  ".join(f"{json.dumps(t['text'], ensure_ascii=False)} {_num(t['logprob'])}" for t in c["tokens"])
+        rows.append((label, json.dumps(c["completion"], ensure_ascii=False), tokens, _num(c["logprob"]),
+                     _num(c["normalized"])))
+    table(out, ("label", "completion", "tokens", "sum", "normalized"), rows, right=(3, 4))
+
+    names = list(report["probabilities"])
+    out.write("\nlabels:\n")
+    if single:
+        header = ("label", f"score ({cfg['aggregate']})", "p before calibration", "p after calibration")
+        rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
+                 f"{report['probabilities'][name]:.4f}") for name in names]
+        table(out, header, rows, right=(1, 2, 3))
+        if report["prior"]:
+            prior = ", ".join(f"{name} {p:.3f}" for name, p in report["prior"].items())
+            out.write(f"  content-free prior (divided out by calibration): {prior}\n")
+        elif cfg["calibration"] == "none":
+            out.write("  (calibration: none, so both columns agree)\n")
+    else:
+        header = ("label", "yes score", "no score", "p(yes)", "threshold")
+        rows = [(name, _num(report["label_scores"][name]["yes"]), _num(report["label_scores"][name]["no"]),
+                 f"{report['probabilities'][name]:.4f}", f"{cfg['thresholds'][name]:.3f}") for name in names]
+        table(out, header, rows, right=(1, 2, 3, 4))
+
+    prediction = report["prediction"]
+    shown = prediction["label"] if prediction["label"] is not None else "(abstain)"
+    if len(prediction["labels"]) > 1:
+        shown = ", ".join(prediction["labels"])
+    out.write(f"\ndecision: {shown}\n  why: {prediction['explanation']}\n")
+
+
+def _num(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:.3f}"

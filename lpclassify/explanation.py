@@ -1,0 +1,134 @@
+"""Everything behind one decision, as data: what ``lpclassify explain`` prints and ``--json`` writes.
+
+>>> from lpclassify import Classifier                                   # doctest: +SKIP
+>>> report = Classifier.from_config("sentiment").explain("Not bad at all")  # doctest: +SKIP
+>>> report.prediction.label, report.probabilities                        # doctest: +SKIP
+('positive', {'positive': 0.81, 'negative': 0.19})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .decision import Prediction, thresholds
+from .normalize import label_scores, normalize, yes_no_scores
+from .records.writers import json_safe
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
+    from .config import Config
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One text's prompts, per-token log-probs, label scores, probabilities and decision."""
+
+    text: str
+    config: dict[str, Any]
+    model: dict[str, Any]
+    prompts: list[str]
+    truncated: bool
+    chunks: int
+    completions: list[dict[str, Any]]
+    label_scores: dict[str, Any]
+    prior: dict[str, float] | None
+    probabilities_uncalibrated: dict[str, float]
+    probabilities: dict[str, float]
+    prediction: Prediction
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (non-finite numbers as None)."""
+        return {
+            "text": self.text, "config": self.config, "model": self.model, "prompts": self.prompts,
+            "truncated": self.truncated, "chunks": self.chunks, "completions": self.completions,
+            "label_scores": self.label_scores, "prior": self.prior,
+            "probabilities_uncalibrated": self.probabilities_uncalibrated, "probabilities": self.probabilities,
+            "prediction": {**json_safe(self.prediction.as_dict()), "explanation": self.why},
+        }
+
+
+def explain(clf: Classifier, text: str) -> Explanation:
+    """Score ``text`` and keep every intermediate number."""
+    config = clf.config
+    backend = clf.backend
+    slots = clf.scorer.slots
+    single = config.decision.mode == "single"
+    scoring = config.scoring
+    encoded, truncated = clf.encode(text)
+    raw = clf.raw_scores([text])
+    normalized = normalize(raw.logprobs, raw.n_tokens, raw.n_chars, scoring.normalize)[0]
+    before = clf.probabilities(raw, calibrate=False)[0]
+    after = clf.probabilities(raw)[0]
+    prediction = clf.decide(raw, after[None, :])[0]
+    names = list(config.label_names)
+
+    completions = []
+    for slot, candidate, score, norm in zip(slots, encoded.candidates, raw.scores[0], normalized, strict=True):
+        own = candidate.tokens[len(candidate.tokens) - candidate.n_scored:]
+        boundary = candidate.tokens[: len(candidate.tokens) - candidate.n_scored]
+        entry: dict[str, Any] = {
+            "label": slot.name,
+            "completion": slot.completion,
+            "tokens": [{"id": int(t), "text": backend.token_text(t), "logprob": json_safe(lp)}
+                       for t, lp in zip(own, score.token_logprobs, strict=True)],
+            "boundary_tokens": [{"id": int(t), "text": backend.token_text(t)} for t in boundary[-3:]],
+            "n_boundary_tokens": len(boundary),
+            "logprob": json_safe(score.logprob),
+            "normalized": json_safe(float(norm)),
+        }
+        if slot.answer is not None:
+            entry["answer"] = slot.answer
+        completions.append(entry)
+
+    scores: dict[str, Any]
+    if single:
+        aggregated = label_scores(normalized[None, :], slots, len(names), scoring.aggregate)[0]
+        scores = {name: json_safe(float(v)) for name, v in zip(names, aggregated, strict=True)}
+    else:
+        yes, no = yes_no_scores(normalized[None, :], slots, len(names), scoring.aggregate)
+        scores = {name: {"yes": json_safe(float(y)), "no": json_safe(float(n))}
+                  for name, y, n in zip(names, yes[0], no[0], strict=True)}
+    prior = None
+    if single and scoring.calibration == "contextual":
+        prior = {name: float(p) for name, p in zip(names, clf.content_free_prior(), strict=True)}
+
+    per_label = thresholds(config)
+    model_info = backend.describe() if hasattr(backend, "describe") else {}
+    return Explanation(
+        text=text,
+        config={"name": config.name, "source": config.source, "mode": config.decision.mode,
+                "normalize": scoring.normalize, "aggregate": scoring.aggregate,
+                "calibration": scoring.calibration, "threshold": config.decision.threshold,
+                "thresholds": per_label if not single else None, "top_k": config.decision.top_k},
+        model=model_info,
+        prompts=list(dict.fromkeys(prompt for prompt, _ in clf.prompts(text))),
+        truncated=bool(truncated),
+        chunks=prediction.n_chunks,
+        completions=completions,
+        label_scores=scores,
+        prior=prior,
+        probabilities_uncalibrated={name: float(p) for name, p in zip(names, before, strict=True)},
+        probabilities={name: float(p) for name, p in zip(names, after, strict=True)},
+        prediction=prediction,
+        why=decision_reason(config, prediction, per_label),
+    )
+
+
+def decision_reason(config: Config, prediction: Prediction, per_label: dict[str, float]) -> str:
+    """Why the decision is what it is, in one sentence."""
+    if prediction.abstained:
+        return f"abstained: {prediction.reason}"
+    probs = prediction.probabilities
+    if config.decision.mode == "multi":
+        chosen = ", ".join(f"{name} {probs[name]:.3f} >= {per_label[name]:.3f}" for name in prediction.labels)
+        return f"label(s) at or above their threshold: {chosen}"
+    best = prediction.label
+    assert best is not None
+    reason = f"{best} has the highest probability, {probs[best]:.3f}"
+    if config.decision.threshold > 0:
+        reason += f" (at or above the threshold {config.decision.threshold:.3f})"
+    if config.decision.top_k > 1:
+        reason += f"; top {config.decision.top_k}: " + ", ".join(prediction.labels)
+    return reason

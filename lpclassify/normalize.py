@@ -1,0 +1,94 @@
+"""Completion scores -> label scores -> label probabilities: pure numpy functions.
+
+Shapes: completion arrays are ``(..., n_candidates)``; label arrays are ``(..., n_labels)``.
+
+>>> import numpy as np
+>>> softmax(np.array([0.0, np.log(3.0)])).round(3).tolist()
+[0.25, 0.75]
+>>> aggregate(np.array([[-1.0, -2.0, -0.5]]), [0, 0, 1], 2, "max").tolist()
+[[-1.0, -0.5]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .slots import Slot
+
+
+def normalize(logprobs: np.ndarray, n_tokens: np.ndarray, n_chars: np.ndarray, method: str) -> np.ndarray:
+    """Per-completion score: ``sum`` (as is), ``mean`` (per token) or ``chars`` (per character).
+
+    Longer completions collect more negative log-prob; dividing by length compares
+    completions of different lengths on a per-unit basis.
+    """
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    if method == "sum":
+        return logprobs
+    if method == "mean":
+        return logprobs / np.maximum(np.asarray(n_tokens, dtype=np.float64), 1.0)
+    if method == "chars":
+        return logprobs / np.maximum(np.asarray(n_chars, dtype=np.float64), 1.0)
+    raise ValueError(f"unknown normalization {method!r}")
+
+
+def aggregate(scores: np.ndarray, owners: Sequence[int], n_labels: int, method: str) -> np.ndarray:
+    """Combine each label's completion scores: ``logsumexp`` (any verbalizer) or ``max`` (best one).
+
+    ``owners[i]`` is the label index of completion ``i`` (-1: none); scores may have leading batch axes.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    owners_array = np.asarray(owners)
+    out = np.empty((*scores.shape[:-1], n_labels), dtype=np.float64)
+    for label in range(n_labels):
+        mine = scores[..., owners_array == label]
+        if method == "logsumexp":
+            out[..., label] = logsumexp(mine, axis=-1)
+        elif method == "max":
+            out[..., label] = mine.max(axis=-1)
+        else:
+            raise ValueError(f"unknown aggregation {method!r}")
+    return out
+
+
+def label_scores(normalized: np.ndarray, slots: Sequence[Slot], n_labels: int, method: str) -> np.ndarray:
+    """Each label's score from its completions' (single-label mode): ``(..., n_labels)``."""
+    return aggregate(normalized, [slot.label for slot in slots], n_labels, method)
+
+
+def yes_no_scores(normalized: np.ndarray, slots: Sequence[Slot], n_labels: int,
+                  method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's yes score and no score (multi-label mode)."""
+    yes = aggregate(normalized, [slot.label if slot.yes else -1 for slot in slots], n_labels, method)
+    no = aggregate(normalized, [slot.label if not slot.yes else -1 for slot in slots], n_labels, method)
+    return yes, no
+
+
+def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    peak = np.max(values, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    return np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(values - peak), axis=axis))
+
+
+def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Label probabilities from label log-scores, stable for very negative scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    shifted = scores - np.max(scores, axis=axis, keepdims=True)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=axis, keepdims=True)
+
+
+def log_probabilities(label_scores: np.ndarray) -> np.ndarray:
+    """Label log-probabilities from label log-scores (a stable log-softmax)."""
+    label_scores = np.asarray(label_scores, dtype=np.float64)
+    return label_scores - logsumexp(label_scores, axis=-1)[..., None]
+
+
+def safe_log(probabilities: np.ndarray) -> np.ndarray:
+    """log p with p clipped away from 0 (what fitted calibration learns from)."""
+    return np.log(np.clip(probabilities, 1e-300, None))
