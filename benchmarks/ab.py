@@ -62,13 +62,15 @@ def worktree(revision: str) -> Iterator[Path]:
 def run(tree: Path, model: str, dataset: str, n: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, __file__, "--worker", str(tree), "--models", model, "--data", dataset, "--n", str(n)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"the worker for {tree} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", required=True, help="the git revision to compare against")
+    parser.add_argument("--before", help="the git revision to compare against (required)")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
@@ -78,6 +80,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(Path(args.worker), args.models[0], args.data[0], args.n)))
         return
+    if not args.before:
+        parser.error("--before REVISION is required")
     print(f"| model | data | before t/s ({args.before}) | after t/s (working tree) | after/before | identical |")
     print("|---|---|---|---|---|---|")
     with worktree(args.before) as before:

@@ -39,12 +39,17 @@ class Prediction:
     truncated: bool = False
     n_chunks: int = 1
 
-    def as_dict(self) -> dict[str, object]:
-        """A JSON-ready record (what the CLI writes)."""
+    def as_dict(self, *, top_k: int | None = None) -> dict[str, object]:
+        """A JSON-ready record (what the CLI writes); ``top_k``: only the k most likely labels'
+        probabilities, most likely first (for label sets too large to list whole)."""
+        probabilities = self.probabilities
+        if top_k is not None:
+            best = sorted(probabilities, key=lambda name: -probabilities[name])[:top_k]
+            probabilities = {name: probabilities[name] for name in best}
         record: dict[str, object] = {
             "label": self.label,
             "labels": list(self.labels),
-            "probabilities": {name: round(p, 6) for name, p in self.probabilities.items()},
+            "probabilities": {name: round(p, 6) for name, p in probabilities.items()},
             "abstained": self.abstained,
             "reason": self.reason,
         }

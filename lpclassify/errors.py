@@ -44,3 +44,8 @@ class CapacityError(LpclassifyError):
 
 class MissingDependencyError(LpclassifyError):
     """An optional extra (e.g. ``lpclassify[plot]``) is needed for what was asked."""
+
+
+def one_line(message: object) -> str:
+    """An error message as one line (messages are printed one per line; some carry newlines)."""
+    return " ".join(str(message).split("\n")).strip()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import InputError, LpclassifyError
+from .errors import InputError, LpclassifyError, one_line
 from .records.readers import InputFile, InputRecord, InputRecordError, RecordReader, input_format_for, text_records
 from .records.resume import RejectedLog, fingerprint
 from .records.writers import Writer
@@ -165,7 +165,7 @@ def _columns(stream: TextIO) -> int:
 
 def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejected: RejectedLog | None = None,
                      skip: int = 0, after_write: Callable[[], None] | None = None, progress: Progress | None = None,
-                     clear_progress: bool = False, chunk_size: int | None = None) -> int:
+                     clear_progress: bool = False, chunk_size: int | None = None, top_k: int | None = None) -> int:
     """Classify a stream of records in order, writing each result as soon as it is ready.
 
     A bad record (the reader's, or an empty text the config does not abstain on) stops the
@@ -173,7 +173,8 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
     records together are then always the first N input records, which ``--resume`` relies on.
     The first ``skip`` input records (good or bad) are passed over. ``after_write`` runs after
     every row or rejected record; ``clear_progress`` wipes the bar before each row (rows going
-    to the terminal the bar is on). Returns how many texts were truncated.
+    to the terminal the bar is on); ``top_k`` keeps each row's k most likely labels' probabilities.
+    Returns how many texts were truncated.
     """
     pending: collections.deque[InputRecord | InputRecordError] = collections.deque()
     allow_empty = clf.config.runtime.empty_text == "abstain"
@@ -225,7 +226,7 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
             assert isinstance(record, InputRecord)
             if progress is not None and clear_progress:
                 progress.clear()
-            writer.write(record, prediction.as_dict())
+            writer.write(record, prediction.as_dict(top_k=top_k))
             truncated += prediction.truncated
             if after_write is not None:
                 after_write()
@@ -235,8 +236,7 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
     except LpclassifyError as exc:
         if reading_failed or not pending:
             raise
-        message = " ".join(str(exc).split("\n")).strip()
-        raise InputError(f"{records.where(pending[0].line, pending[-1].line)}: {message}") from None
+        raise InputError(f"{records.where(pending[0].line, pending[-1].line)}: {one_line(exc)}") from None
     return truncated
 
 

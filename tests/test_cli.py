@@ -348,6 +348,37 @@ def test_explain_text_multi_label(smollm2: str, capsys: pytest.CaptureFixture[st
     assert "decision:" in out and "why:" in out
 
 
+def test_explain_many_labels_shows_the_most_likely(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "Where is my parcel? It has not arrived yet."
+    assert main(["explain", "-c", "support_intents", *SMOL, "--json", text]) == 0
+    report = json.loads(capsys.readouterr().out)
+    probabilities = report["probabilities"]
+    assert len(probabilities) == 57  # the JSON report holds every label
+    best = sorted(probabilities, key=lambda name: -probabilities[name])
+    assert main(["explain", "-c", "support_intents", *SMOL, "--top", "5", text]) == 0
+    out = capsys.readouterr().out
+    labels_table = out.split("\nlabels: ", 1)[1].split("\ndecision:", 1)[0]
+    assert labels_table.startswith("the 5 most likely of 57 (--all shows every one)")
+    rows = [line.strip() for line in labels_table.splitlines()[2:] if line.strip() and "calibration:" not in line]
+    assert len(rows) == 5 and all(row.startswith(name + " ") for row, name in zip(rows, best, strict=False))
+    assert main(["explain", "-c", "support_intents", *SMOL, "--all", text]) == 0
+    everything = capsys.readouterr().out.split("\nlabels:", 1)[1].split("\ndecision:", 1)[0]
+    assert len([line for line in everything.splitlines()[2:] if line.strip() and "calibration:" not in line]) == 57
+
+
+def test_classify_top_k_writes_the_k_best(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = ["Where is my parcel?", "I want my money back for the broken lamp"]
+    assert main(["classify", "-c", "support_intents", *SMOL, "--format", "jsonl", *texts]) == 0
+    full = jsonl(capsys.readouterr().out)
+    assert main(["classify", "-c", "support_intents", *SMOL, "--format", "jsonl", "--top-k", "3", *texts]) == 0
+    top = jsonl(capsys.readouterr().out)
+    for whole, row in zip(full, top, strict=True):
+        best = sorted(whole["probabilities"], key=lambda name: -whole["probabilities"][name])[:3]
+        assert row["labels"] == best and list(row["probabilities"]) == best
+        assert row["probabilities"] == {name: whole["probabilities"][name] for name in best}
+        assert row["label"] == whole["label"] == best[0]
+
+
 # --------------------------------------------------------------------------- subprocess
 
 

@@ -134,3 +134,35 @@ def test_config_objects_are_immutable() -> None:
     config = parse_config(BASE)
     with pytest.raises(AttributeError):
         config.prompt = "x"  # type: ignore[misc]
+
+
+def test_labels_file_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "intents.txt").write_text("# intents\ncard not arrived: card not arrived | card never came\n"
+                                          "\nrefund request\n", encoding="utf-8")
+    path = tmp_path / "c.yaml"
+    path.write_text('prompt: "Message: {text}\\nIntent:"\nlabels: intents.txt\n', encoding="utf-8")
+    config = load_config(path)
+    assert [(label.name, label.completions) for label in config.labels] == [
+        ("card not arrived", (" card not arrived", " card never came")), ("refund request", (" refund request",))]
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ("a\nb\na\n", r"intents\.txt:3: label 'a' is listed twice \(first at line 1\)"),
+    ("a: x\nb: x\n", r"intents\.txt:2: labels\.b\.completions: ' x' is also a completion of label 'a'"),
+    ("a: x |  | y\n", r"intents\.txt:1: label 'a': an empty completion"),
+    (": x\n", r"intents\.txt:1: expected a label name before ':'"),
+    ("# only a comment\n", r"labels: labels file .*intents\.txt holds no labels"),
+])
+def test_labels_file_errors_name_the_file_and_line(tmp_path: Path, lines: str, message: str) -> None:
+    (tmp_path / "intents.txt").write_text(lines, encoding="utf-8")
+    path = tmp_path / "c.yaml"
+    path.write_text('prompt: "{text} ->"\nlabels: intents.txt\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_missing_labels_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text('prompt: "{text} ->"\nlabels: nope.txt\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"c\.yaml: labels: labels file .*nope\.txt not found"):
+        load_config(path)

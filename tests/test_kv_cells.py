@@ -13,7 +13,16 @@ import random
 import pytest
 
 from lpclassify.backends.llama_cpp.kv_cells import FREE, KvCells, Row
-from lpclassify.backends.llama_cpp.planner import attention_span
+from lpclassify.backends.llama_cpp.planner import (
+    Limits,
+    attention_span,
+    fits,
+    plan_text,
+    retire_wave,
+    wave_copies,
+    wave_rows,
+)
+from lpclassify.tokenization import Candidate, EncodedText
 
 ALIGN = 64
 
@@ -222,3 +231,58 @@ def test_bad_plans_are_refused() -> None:
         cells.place([(Row(1, 48, [2], True), 48)], 16)
     with pytest.raises(ValueError, match="ascending"):
         cells.place([(Row(1, 49, [1], True), 49), (Row(1, 48, [2], True), 48)], 16)
+
+
+def run_plans(cells: KvCells, memory: TwoCaches, plans: list) -> int:  # type: ignore[type-arg]
+    """Texts' trie waves, issued as the backend issues them; returns padding decoded."""
+    padding = 0
+    for plan in plans:
+        memory.seq_cp(0, plan.waves[0].seq, 0, plan.reused)
+    end = 0
+    for wave in range(max(plan.n_waves for plan in plans)):
+        for plan in plans:
+            copies, carry = wave_copies(plan, wave)
+            for src, dst, p1 in copies:
+                memory.seq_cp(src, dst, 0, p1)
+            if carry is not None:
+                memory.seq_rm(carry, -1, -1)
+        rows, _ = wave_rows(plans, wave)
+        placement = cells.place(rows, 16)
+        landed = memory.decode(placement.layout)
+        assert landed == placement.cells, "a row landed somewhere else than planned"
+        padding += placement.n_padding
+        cells.retire_padding(placement)
+        for plan in plans:
+            if (seq := retire_wave(cells, plan, wave)) is not None:
+                memory.seq_rm(seq, -1, -1)
+        end = max(end, placement.cells[-1] + 1)
+    cells.trim(attention_span(end))
+    return padding
+
+
+@pytest.mark.parametrize("n_swa", [512, 0])
+def test_many_labels_in_waves_land_where_planned_and_keep_the_cache_in_step(n_swa: int) -> None:
+    # tries of many branches, several texts per decode, kept prefixes carried from wave to wave
+    rng = random.Random(5)
+    cells, memory = make(n_cells=4096, n_swa=n_swa)
+    pin(cells, memory, 48)
+    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600)
+    paddings = []
+    for _ in range(6):
+        plans = []
+        for _ in range(rng.randint(1, 12)):
+            prompt = tuple(range(1, 48 + rng.randint(5, 40)))
+            completions = {tuple(rng.randint(100, 103) for _ in range(rng.randint(1, 4))) for _ in range(60)}
+            text = EncodedText(prompt, tuple(Candidate(str(c), c, len(c)) for c in completions))
+            first_seq = plans[-1].seqs[-1] + 1 if plans else 1
+            cursor = plans[-1].end if plans else cells.base
+            plan = plan_text(text, reused=48, start=cells.text_start(cursor, 48), first_seq=first_seq)
+            if plans and not fits([*plans, plan], cells.base, limits):
+                break
+            plans.append(plan)
+        assert all(plan.n_waves > 1 for plan in plans)
+        paddings.append(run_plans(cells, memory, plans))
+        assert_mirror(cells, memory)
+        assert all(not cache.seqs[i] or cache.seqs[i] <= ({0} | set(cells.filler_seqs))
+                   for cache in memory.caches for i in range(cells.n_cells))  # only prefix and filler left
+    assert paddings[-1] <= paddings[0]

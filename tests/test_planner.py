@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from lpclassify.backends.llama_cpp.planner import (
-    TEXT_SEQS,
     Limits,
     attention_span,
     candidate_values,
     fits,
     plan_text,
+    wave_copies,
     wave_rows,
 )
 from lpclassify.tokenization import Candidate, EncodedText
@@ -22,26 +22,25 @@ def text(*completions: tuple[int, ...], n_scored: int | None = None) -> EncodedT
 
 def test_single_token_labels_cost_no_fed_token_and_share_one_read_row() -> None:
     plan = plan_text(text(*[(100 + k,) for k in range(1000)]), reused=0, start=0, first_seq=1)
-    assert plan.leaves == [] and plan.n_waves == 1 and plan.seqs == [1]
+    assert [wave.leaf for wave in plan.waves] == [()] and plan.seqs == [1]
     assert plan.n_outputs == 1 and plan.reads_at[()] == {100 + k for k in range(1000)}
     rows, nodes = wave_rows([plan], 0)
     assert [row.token for row, _ in rows] == list(PROMPT) and [node for _, node, _ in nodes] == [()]
     assert [row.logits for row, _ in rows] == [False, False, False, True]
 
 
-def test_shared_leading_tokens_are_fed_once_over_the_waves() -> None:
+def test_branches_go_in_waves_keeping_what_the_next_one_shares() -> None:
     plan = plan_text(text((7, 8, 9), (7, 8, 5, 6), (7, 2), (3, 1, 2)), reused=2, start=64, first_seq=3)
-    # every proper prefix of a candidate is fed; the deepest ones are the branches, one wave each
-    assert plan.leaves == [(3, 1), (7, 8, 5)]
-    assert plan.seqs == [3, 4] and plan.n_waves == 2 and plan.n_prompt_rows == 2
-    fed = []
-    for wave in range(plan.n_waves):
-        rows, nodes = wave_rows([plan], wave)
-        assert {id(row) for row, _ in rows if row.logits} == {id(row) for _, _, row in nodes}
-        fed += [row.token for row, _ in rows[(len(PROMPT) - 2 if wave == 0 else 0):]]
-    assert fed == [3, 1, 7, 8, 5]  # nodes (3,) (3,1) (7,) (7,8) (7,8,5): each once
-    # one read row per distinct prefix whose next token is scored
+    # every proper prefix of a candidate is fed; the deepest ones are the branches, one per wave
+    assert [wave.leaf for wave in plan.waves] == [(3, 1), (7, 8, 5)]
+    assert [wave.kept for wave in plan.waves] == [(), ()] and [wave.seq for wave in plan.waves] == [3, 4]
+    first, _ = wave_rows([plan], 0)
+    second, _ = wave_rows([plan], 1)
+    # the prompt's two rows, then each branch in the cells right after the prompt
+    assert [(row.token, cell) for row, cell in first] == [(3, 64), (4, 65), (3, 66), (1, 67)]
+    assert [(row.token, cell) for row, cell in second] == [(7, 66), (8, 67), (5, 68)]
     assert set(plan.reads_at) == {(), (3,), (3, 1), (7,), (7, 8), (7, 8, 5)}
+    assert wave_copies(plan, 1) == ([(3, 4, 4)], 3)  # the prompt (positions < 4) onto sequence 4
 
 
 def test_unscored_leading_tokens_are_fed_but_not_read() -> None:
@@ -58,9 +57,28 @@ def test_fits_respects_every_limit() -> None:
     b = plan_text(text((1,), (2,)), reused=0, start=64, first_seq=2)
     c = plan_text(text((1,), (2,)), reused=0, start=128, first_seq=3)
     assert fits([a, b], 0, limits) and not fits([a, b, c], 0, limits)  # batch size
-    many = plan_text(text(*[(9, k, 0) for k in range(20)]), reused=0, start=0, first_seq=1)  # (), (9,), 20 x (9, k)
-    assert many.n_outputs == 22 and not fits([many], 0, limits)  # logit rows
     far = plan_text(text((1,), (2,)), reused=0, start=300, first_seq=2)
     assert attention_span(far.end) > attention_span(a.end) and not fits([a, far], 0, Limits(8, 128, 4096))
-    wide = plan_text(text(*[(k, 1) for k in range(len(TEXT_SEQS) + 1)]), reused=0, start=0, first_seq=1)
-    assert not fits([wide], 0, Limits(8, 1024, 4096))  # more branches than sequence ids
+    long = plan_text(text(tuple(range(1, 40))), reused=0, start=0, first_seq=1)
+    assert long.n_outputs == 39 and not fits([long], 0, Limits(8, 16, 4096))  # one branch's logit rows
+
+
+def test_any_number_of_branches_takes_two_sequence_ids_and_each_node_once() -> None:
+    # 60 two-level branches under 3 first tokens: more branches than a decode has sequence ids
+    completions = [(first, k, end) for first in (5, 6, 7) for k in range(20) for end in (0, 1, 2)]
+    plan = plan_text(text(*completions), reused=0, start=0, first_seq=1)
+    assert plan.n_waves == 60 and plan.seqs == [1, 2]
+    n_fed = 0
+    read: list[tuple[int, ...]] = []
+    for index, wave in enumerate(plan.waves):
+        rows, nodes = wave_rows([plan], index)
+        n_fed += len(rows) - (len(PROMPT) if index == 0 else 0)
+        read += [node for _, node, _ in nodes]
+        if index:
+            assert wave.kept == wave.leaf[: len(wave.kept)] == plan.waves[index - 1].leaf[: len(wave.kept)]
+    assert n_fed == len({c[:d] for c in completions for d in range(1, len(c))})  # every fed node once
+    assert sorted(read) == sorted({c[:d] for c in completions for d in range(len(c))})  # every read prefix once
+    many = [plan_text(text(*completions), reused=0, start=64 * k, first_seq=1 + 2 * k) for k in range(20)]
+    assert fits(many, 0, Limits(batch_size=8, max_outputs=128, n_batch=4096))  # many waves: beyond batch_size
+    few = [plan_text(text((1, 2), (1, 3, 4), (5, 6)), reused=0, start=64 * k, first_seq=1 + 2 * k) for k in range(9)]
+    assert few[0].n_waves == 2 and not fits(few, 0, Limits(batch_size=8, max_outputs=128, n_batch=4096))

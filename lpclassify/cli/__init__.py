@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
-from ..errors import LpclassifyError
+from ..errors import LpclassifyError, one_line
 from . import calibrate, classify, evaluate, explain, models, validate
 from .common import (
     DEBUG_ENV,
@@ -47,7 +47,6 @@ from .common import (
     SubParser,
     add_common_options,
     load_classifier,
-    one_line,
 )
 
 __all__ = ["DEBUG_ENV", "Context", "Loader", "ModelRequest", "build_parser", "load_classifier", "main"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -26,6 +27,7 @@ from .common import (
     Subparsers,
     add_model_options,
     is_terminal,
+    positive_int,
     log_info,
     terminal_width,
     warn,
@@ -59,7 +61,8 @@ examples:
   printf 'great\\nawful\\n' | lpclassify classify -c sentiment --model smollm2-135m
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl --resume
-  lpclassify classify -c topic -i news.csv -o topics.csv --errors skip --threads 4"""
+  lpclassify classify -c topic -i news.csv -o topics.csv --errors skip --threads 4
+  lpclassify classify -c support_intents -i messages.jsonl -o intents.jsonl --top-k 3"""
 
 
 def register(sub: Subparsers) -> None:
@@ -89,12 +92,17 @@ def register(sub: Subparsers) -> None:
                        help="output format (default: from the -o suffix, else table on a terminal, else jsonl)")
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr for file input (default: when stderr is a terminal)")
+    group.add_argument("--top-k", type=positive_int, metavar="K",
+                       help="write each text's K most likely labels (labels) with their probabilities, not every "
+                            "label's (for large label sets)")
     add_model_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     config = load_config(args.config)
+    if args.top_k and config.decision.mode == "single":  # the k best become the prediction's labels
+        config = replace(config, decision=replace(config.decision, top_k=min(args.top_k, len(config.labels))))
     output = args.output if args.output and args.output != "-" else None
     fmt = args.format or (output_format_for(output) if output else None)
     if fmt is None:
@@ -140,7 +148,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                                          skip=run_files.done if run_files else 0,
                                          after_write=run_files.written if run_files else None, progress=progress,
                                          clear_progress=output is None and is_terminal(sys.stdout),
-                                         chunk_size=1 if records.interactive else None)
+                                         chunk_size=1 if records.interactive else None, top_k=args.top_k)
             writer.close()
         except BaseException as exc:
             if progress is not None:

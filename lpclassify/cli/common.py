@@ -155,11 +155,6 @@ def log_info(message: str) -> None:
     logging.getLogger("lpclassify").info(message)
 
 
-def one_line(message: object) -> str:
-    """An error message on one line: the CLI's errors are always exactly one line."""
-    return " ".join(str(message).split("\n")).strip()
-
-
 def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> None:
     """Aligned columns, two spaces apart; the columns in ``right`` right-aligned."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

@@ -13,17 +13,20 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import InputError
-from .common import EXIT_OK, Context, Subparsers, add_model_options, is_terminal, table
+from .common import EXIT_OK, Context, Subparsers, add_model_options, is_terminal, positive_int, table
+
+TOP_LABELS = 10
 
 EPILOG = """\
 Shows the rendered prompt, the log-prob of every token of every completion, each
 completion's summed and normalized score, the label probabilities before and after
-calibration, and the decision with its reason. Without TEXT the text is read from
-standard input.
+calibration, and the decision with its reason. With many labels the tables show the
+10 most likely (--top N, --all). Without TEXT the text is read from standard input.
 
 examples:
   lpclassify explain -c sentiment "The plot was thin but the acting superb"
-  lpclassify explain -c configs/support_tags.yaml "I was charged twice" --json"""
+  lpclassify explain -c configs/support_tags.yaml "I was charged twice" --json
+  lpclassify explain -c support_intents "Where is my parcel?" --top 5"""
 
 
 def register(sub: Subparsers) -> None:
@@ -31,7 +34,11 @@ def register(sub: Subparsers) -> None:
                        description="Explain one classification step by step.", epilog=EPILOG)
     p.add_argument("text", nargs="?", metavar="TEXT", help="the text (default: read from stdin)")
     p.add_argument("-c", "--config", required=True, metavar="CONFIG", help="a config file or a shipped config name")
-    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object (every label)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--top", type=positive_int, default=TOP_LABELS, metavar="N",
+                       help=f"with more labels than N, show the N most likely (default {TOP_LABELS})")
+    shown.add_argument("--all", action="store_true", help="show every label, however many")
     add_model_options(p)
     p.set_defaults(handler=run)
 
@@ -51,13 +58,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        print_explanation(report)
+        print_explanation(report, top=None if args.all else args.top)
     return EXIT_OK
 
 
-def print_explanation(report: dict[str, Any]) -> None:
-    """The report of ``Explanation.as_dict()`` for a reader, on stdout."""
+def shown_labels(report: dict[str, Any], top: int | None) -> list[str]:
+    """The labels to show: all of them in config order, or with more than ``top``, the ``top`` most likely."""
+    probabilities = report["probabilities"]
+    if top is None or len(probabilities) <= top:
+        return list(probabilities)
+    return sorted(probabilities, key=lambda name: -probabilities[name])[:top]
+
+
+def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -> None:
+    """The report of ``Explanation.as_dict()`` for a reader, on stdout (``top``: see :func:`shown_labels`)."""
     out = sys.stdout
+    names = shown_labels(report, top)
+    hidden = len(report["probabilities"]) - len(names)
     cfg = report["config"]
     single = cfg["mode"] == "single"
     model = report["model"]
@@ -79,15 +96,16 @@ def print_explanation(report: dict[str, Any]) -> None:
 
     out.write(f"\ncompletions: log-prob of each token after the prompt, sum, normalized ({cfg['normalize']})\n")
     rows = []
-    for c in report["completions"]:
+    wanted = set(names)
+    for c in (c for c in report["completions"] if c["label"] in wanted):
         label = c["label"] + (f"/{c['answer']}" if "answer" in c else "")
         tokens = "  ".join(f"{json.dumps(t['text'], ensure_ascii=False)} {_num(t['logprob'])}" for t in c["tokens"])
         rows.append((label, json.dumps(c["completion"], ensure_ascii=False), tokens, _num(c["logprob"]),
                      _num(c["normalized"])))
     table(out, ("label", "completion", "tokens", "sum", "normalized"), rows, right=(3, 4))
 
-    names = list(report["probabilities"])
-    out.write("\nlabels:\n")
+    out.write("\nlabels:\n" if not hidden else f"\nlabels: the {len(names)} most likely of "
+              f"{len(names) + hidden} (--all shows every one)\n")
     if single:
         header = ("label", f"score ({cfg['aggregate']})", "p before calibration", "p after calibration")
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
-from ..errors import InputError, LpclassifyError
+from ..errors import InputError, LpclassifyError, one_line
 from ..slots import Slot, make_slots
-from .common import EXIT_OK, EXIT_USER, PROG, Context, ModelRequest, Subparsers, one_line, positive_int
+from .common import EXIT_OK, EXIT_USER, PROG, Context, ModelRequest, Subparsers, positive_int
 
 if TYPE_CHECKING:
     from ..config import Config

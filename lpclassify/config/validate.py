@@ -14,6 +14,7 @@ from typing import Any
 
 from ..calibration.registry import method_names
 from ..errors import ConfigError
+from .labels_file import read_labels_file
 from .schema import (
     AGGREGATIONS,
     DEFAULT_CONTENT_FREE,
@@ -171,6 +172,19 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
     if not top.has("labels"):
         raise top.error("missing; expected a mapping of label names to their settings", "labels")
     raw = top.data["labels"]
+    lines: dict[str, str] = {}  # label -> "file:line", for labels read from a labels file
+    if isinstance(raw, str):  # a labels file beside the config
+        base = Path(source).parent if source != "<mapping>" else Path.cwd()
+        entries = read_labels_file(base / raw, source=source)
+        first_line: dict[str, int] = {}
+        for entry in entries:
+            if entry.name in first_line:
+                raise ConfigError(f"label {entry.name!r} is listed twice (first at line {first_line[entry.name]})",
+                                  source=f"{base / raw}:{entry.line}")
+            first_line[entry.name] = entry.line
+        lines = {entry.name: f"{base / raw}:{entry.line}" for entry in entries}
+        raw = {entry.name: {"completions": list(entry.completions)} if entry.completions else None
+               for entry in entries}
     if isinstance(raw, list):  # shorthand: a list of names, completions default to " " + name
         if not all(isinstance(item, str) for item in raw):
             raise top.error("expected a mapping of labels, or a list of label names (strings)", "labels")
@@ -192,7 +206,7 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
         if not label_name.strip():
             raise top.error("label names must not be empty", "labels")
         key = f"labels.{label_name}"
-        reader = _Reader(settings if settings is not None else {}, source, key,
+        reader = _Reader(settings if settings is not None else {}, lines.get(label_name, source), key,
                          ("completions", "description", "threshold"))
         completions = reader.strings("completions", (" " + label_name,))
         for completion in completions:

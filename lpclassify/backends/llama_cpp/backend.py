@@ -2,33 +2,29 @@
 
 Two scoring paths share one context:
 
-* :meth:`LlamaCppBackend.score_reference` — the oracle: every prompt+candidate evaluated on
+* :meth:`LlamaCppBackend.score_reference` -- the oracle: every prompt+candidate evaluated on
   its own, in one decode, from an empty sequence. Slow and obviously right.
-* :meth:`LlamaCppBackend.score` — the engine: every token is decoded at most once per text.
-  The static prompt prefix is decoded once and kept on sequence 0; each text continues after
-  the longest common token prefix with it. A text's candidates form a token trie: shared
-  leading tokens are fed once, tagged with the sequence id of every branch below them (a
-  unified KV cache lets one cell belong to many sequences), and a candidate's last token is
-  never fed, because its probability is read from the row before it. Several texts share
-  one decode call, each on its own sequence ids; logits are requested only for rows read.
+* :meth:`LlamaCppBackend.score` -- the engine: every token is decoded at most once per text.
+  The caller's static prompt prefix is decoded once and kept on sequence 0; each text continues
+  after the longest common token prefix with it. A text's candidates form a token trie, fed in
+  waves (:mod:`.planner`): shared nodes once, tagged with every branch's sequence id below them
+  (a unified KV cache lets one cell belong to many sequences), a candidate's last token never
+  (its probability is read from the row before it). Several texts share one decode call;
+  logits are requested only for rows read, one per distinct trie prefix.
 
 Numerics: these small quantized models turn a rounding difference in the last bit into
 log-prob differences of 0.1-0.8 nats (8-bit activation quantization amplifies it), so the
 engine reproduces the oracle bit for bit instead of approximately:
 
 * tiny micro-batches run other CPU kernels: every decode is one micro-batch
-  (``n_ubatch == n_batch``) padded to ``MIN_DECODE_TOKENS`` with throw-away tokens on a
-  scratch sequence;
+  (``n_ubatch == n_batch``) padded to ``MIN_DECODE_TOKENS`` with throw-away tokens;
 * repacked weights compute a row differently depending on its place in the batch: the
   model is loaded without them (``use_extra_bufts=False``);
-* attention sums over KV cells in SIMD lanes, so a token's result depends on the cell
-  index of every key modulo the SIMD stride: every token is placed in a cell congruent to
-  its position modulo ``ALIGN``, as it would be in a fresh context, and the shared prefix
-  covers whole 16-cell softmax blocks (``PIN_BLOCK``). The cells in between are held by
-  filler sequences so no padding token is decoded to skip them (``kv_cells.py``);
-* a text's second and later trie branches are decoded in later waves, each into the cells
-  right after the prompt that the previous branch used, so every branch sees exactly the
-  cells a lone evaluation would;
+* attention sums over KV cells in SIMD lanes, so a token's result depends on the cell index of
+  every key modulo the SIMD stride: every token is placed in a cell congruent to its position
+  modulo ``ALIGN``, as in a fresh context, and the shared prefix covers whole 16-cell softmax
+  blocks (``PIN_BLOCK``). Cells in between are held by filler sequences so no padding token is
+  decoded to skip them (:mod:`.kv_cells`);
 * flash attention (half-precision accumulation) is off.
 """
 
@@ -63,9 +59,11 @@ from .planner import (
     TextPlan,
     attention_span,
     candidate_values,
+    capacity_message,
     fits,
     plan_text,
-    retire_branch,
+    retire_wave,
+    wave_copies,
     wave_rows,
 )
 from .vocab import Vocab, model_metadata
@@ -343,31 +341,35 @@ class LlamaCppBackend:
             results: ScoreResult = []
             plans: list[TextPlan] = []
             for text in texts:
-                plan = self._plan(text, plans[-1].seqs[-1] + 1 if plans else TEXT_SEQS[0],
-                                  plans[-1].end if plans else base)
-                if plans and not fits([*plans, plan], base, limits):
-                    results.extend(self._run(plans))
-                    plans = []
+                plan = self._plan(text, plans[-1].seqs[-1] + 1, plans[-1].end) if plans else None
+                if plan is None or not fits([*plans, plan], base, limits):
+                    if plans:
+                        results.extend(self._run(plans))
+                        plans = []
                     plan = self._plan(text, TEXT_SEQS[0], base)
-                if not fits([plan], base, limits):
-                    raise CapacityError(f"the completions need {len(plan.seqs)} trie branches and {plan.n_outputs} "
-                                        f"logit rows per text; the engine allows at most {len(TEXT_SEQS)} and "
-                                        f"{self.max_outputs}: use fewer or shorter completions")
+                    if not fits([plan], base, limits):
+                        raise CapacityError(capacity_message(text, self.max_outputs, self.n_batch))
                 plans.append(plan)
             if plans:
                 results.extend(self._run(plans))
             return results
 
     def _run(self, plans: Sequence[TextPlan]) -> ScoreResult:
-        """Decode laid-out texts together, one wave per trie branch, and read their candidates."""
+        """Decode laid-out texts together, wave by wave, and read their candidates."""
+        lib, memory = self._lib, self._memory
         try:
             for plan in plans:
                 if plan.reused:
-                    for seq in plan.seqs:
-                        self._lib.llama_memory_seq_cp(self._memory, PREFIX_SEQ, seq, 0, plan.reused)
+                    lib.llama_memory_seq_cp(memory, PREFIX_SEQ, plan.waves[0].seq, 0, plan.reused)
             values: list[NodeValues] = [{} for _ in plans]
             end = 0
             for wave in range(max(plan.n_waves for plan in plans)):
+                for plan in plans:  # the kept prompt and prefix onto the wave's sequences
+                    copies, carry = wave_copies(plan, wave)
+                    for src, dst, p1 in copies:
+                        lib.llama_memory_seq_cp(memory, src, dst, 0, p1)
+                    if carry is not None:
+                        lib.llama_memory_seq_rm(memory, carry, -1, -1)
                 end = max(end, self._run_wave(plans, wave, values))
             # Filler above this batch's span would widen every later decode's attention.
             self._cells.trim(attention_span(end))
@@ -379,17 +381,13 @@ class LlamaCppBackend:
                 for i, plan in enumerate(plans)]
 
     def _run_wave(self, plans: Sequence[TextPlan], wave: int, values: list[NodeValues]) -> int:
-        """Decode wave ``wave`` (see :func:`planner.wave_rows`) and read its rows.
-
-        Returns one past the highest KV cell the wave used.
-        """
+        """Decode wave ``wave`` and read its rows; returns one past the highest KV cell it used."""
         rows, nodes = wave_rows(plans, wave)
         placement = self._cells.place(rows, MIN_DECODE_TOKENS)
         self._decode(placement)
         for i, node, row in nodes:
             values[i][node] = self._log_probs(placement.batch_index[row], plans[i].reads_at[node])
         for plan in plans:
-            seq = retire_branch(self._cells, plan, wave)
-            if seq is not None:
+            if (seq := retire_wave(self._cells, plan, wave)) is not None:
                 self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
         return placement.cells[-1] + 1

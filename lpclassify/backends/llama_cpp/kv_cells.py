@@ -135,7 +135,7 @@ class KvCells:
 
         Free cells below a target get a padding row (llama.cpp would otherwise put the next row
         there); a batch shorter than ``min_rows`` is topped up with padding rows in the next
-        free cells. Every cell used is BUSY afterwards.
+        free or filler cells. Every cell used is BUSY afterwards.
         """
         targets = [cell for _, cell in rows]
         if any(b <= a for a, b in itertools.pairwise(targets)):
@@ -157,12 +157,17 @@ class KvCells:
             cells.append(target)
             row_at[target] = row
             cell = target + 1
-        while len(cells) < min_rows:
+        # Top a short batch up with padding in the next cells that are free or filler: taking filler
+        # (freed first) keeps a long run of small decodes from marching through the cache.
+        top_up: list[int] = []
+        while len(cells) + len(top_up) < min_rows:
             if cell >= self.n_cells:
                 raise ValueError("no free KV cells left for padding")
-            if self.owner[cell] == FREE:
-                cells.append(cell)
+            if self.owner[cell] not in (PINNED, BUSY):
+                top_up.append(cell)
             cell += 1
+        self._free_filler([c for c in top_up if self.owner[c] != FREE])
+        cells.extend(top_up)
 
         padding_cells = [c for c in cells if c not in row_at]
         runs = self._padding_runs(padding_cells)

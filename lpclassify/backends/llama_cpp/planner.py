@@ -1,14 +1,17 @@
 """The engine's plan for a batch of texts, in pure Python: which rows go into which decode.
 
-No llama.cpp here, so every rule is tested without a model (tests/test_kv_cells.py):
+No llama.cpp here, so every rule is tested without a model (tests/test_planner.py, tests/test_kv_cells.py):
 
 * a text's prompt rows start at the first aligned cell after the previous text (``plan_text``);
 * its candidates form a token trie; every proper prefix of a candidate is fed once, and a
   candidate's last token never is (its probability is read from the row before it);
-* branch k of the trie is decoded in wave k, sharing with branch k+1 what they share
-  (``wave_rows``); only rows whose next token is scored ask for logits;
-* texts share a decode only while the sequences, logit rows and cells allow, and while
-  llama.cpp's attention span stays where the first text puts it (``fits``).
+* the trie is fed one branch per wave, what the next branch shares kept in the cache, so
+  however many labels, the prompt is decoded once and every trie node once, on two sequence
+  ids per text (``Wave``, ``wave_copies``, ``wave_rows``, ``retire_wave``);
+* only rows whose next token is scored ask for logits: one per distinct read prefix, so a
+  thousand one-token labels share one row;
+* texts share a decode only while the sequences, logit rows and cells allow, and (single-wave
+  texts) while llama.cpp's attention span stays where the first text puts it (``fits``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ SCRATCH_SEQS = range(48, 64)
 FILLER_SEQS = range(64, 128)  # one per line of ALIGN cells: the first 4096 cells
 N_SEQ_MAX = 128
 KV_STEP = 256  # llama.cpp pads the attended KV cells to a multiple of 256 (llama_kv_cache::get_n_kv)
+# Texts with at least this many trie branches (waves) share decodes more widely (see ``fits``).
+MANY_WAVES = 16
 # Decodes shorter than this are padded; llama.cpp's CPU kernels agree for 8+ token batches.
 MIN_DECODE_TOKENS = 16
 
@@ -36,19 +41,38 @@ MIN_DECODE_TOKENS = 16
 NodeValues = dict[tuple[int, ...], dict[int, float]]
 
 
+ReadRow = tuple[int, tuple[int, ...], Row]  # (text index, trie node, its row)
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One decode's share of a text: one trie branch, decoded after ``kept`` (a prefix of it left in
+    the cache by the previous wave) into the cells right after the prompt, on sequence ``seq``."""
+
+    leaf: tuple[int, ...]  # () for a text whose trie feeds nothing: the prompt alone
+    kept: tuple[int, ...]
+    seq: int
+    n_outputs: int  # logit rows this wave reads for the text
+
+
 @dataclass
 class TextPlan:
-    """Where one text's rows go: its prompt rows from ``start``, then its trie branches.
+    """Where one text's rows go: its prompt rows from ``start``, then its trie branches in waves.
 
-    ``leaves`` are the deepest fed trie nodes in depth-first order; branch k (the path to leaf
-    k) is decoded in wave k on sequence ``seqs[k]``, into the cells right after the prompt.
+    Wave k decodes branch k (the path to the k-th deepest fed node, depth-first), except what it
+    shares with branch k-1, which stays in the cache: every trie node is decoded once, however
+    many labels. A branch goes into the cells right after the prompt, exactly as in a lone
+    evaluation: two branches of one text in one decode would need cells elsewhere, and a text's
+    keys split over other 16-cell softmax blocks sum in another order (a 0.05-nat difference on
+    Gemma 3). Many branches are cheap all the same: the waves of many texts share decodes.
+    Two sequence ids serve any number of branches: each wave copies the kept prompt and prefix
+    from the previous wave's sequence onto its own.
     """
 
     text: EncodedText
     reused: int  # prompt tokens taken from the pinned prefix
     start: int  # KV cell of the first prompt row
-    leaves: list[tuple[int, ...]]
-    seqs: list[int]
+    waves: list[Wave]
     # trie node (tokens after the prompt; () is the last prompt row) -> candidate tokens read there.
     # Only scored tokens are read: a candidate's leading tokens that belong to its own prompt
     # (multi-label questions) are fed but never need the vocabulary-wide output row.
@@ -61,36 +85,21 @@ class TextPlan:
     @property
     def end(self) -> int:
         """One past the last cell this text may use (room for its longest branch)."""
-        return self.start + self.n_prompt_rows + max((len(leaf) for leaf in self.leaves), default=0)
+        return self.start + self.n_prompt_rows + max(len(wave.leaf) for wave in self.waves)
+
+    @property
+    def seqs(self) -> list[int]:
+        """Every sequence id the text uses."""
+        return sorted({wave.seq for wave in self.waves})
 
     @property
     def n_outputs(self) -> int:
-        return len(self.reads_at)
+        """The most logit rows one of its waves reads."""
+        return max(wave.n_outputs for wave in self.waves)
 
     @property
     def n_waves(self) -> int:
-        """Decode waves this text takes part in: one per branch, at least the prompt's."""
-        return max(1, len(self.leaves))
-
-    def shared_depth(self, k: int) -> int:
-        """How many leading tokens branch k shares with branch k + 1."""
-        if k + 1 >= len(self.leaves):
-            return 0
-        return common_prefix_length(self.leaves[k], self.leaves[k + 1])
-
-
-
-def plan_text(text: EncodedText, *, reused: int, start: int, first_seq: int) -> TextPlan:
-    """Lay one text out with its prompt rows from cell ``start`` (after ``reused`` pinned tokens)."""
-    # The fed trie: every proper prefix of a candidate (its last token is never fed).
-    fed = {candidate.tokens[:depth] for candidate in text.candidates for depth in range(1, len(candidate.tokens))}
-    leaves = sorted(node for node in fed if not any(other[: len(node)] == node and other != node for other in fed))
-    plan = TextPlan(text=text, reused=reused, start=start, leaves=leaves,
-                    seqs=list(range(first_seq, first_seq + max(1, len(leaves)))))
-    for candidate in text.candidates:
-        for depth in range(len(candidate.tokens) - candidate.n_scored, len(candidate.tokens)):
-            plan.reads_at.setdefault(candidate.tokens[:depth], set()).add(candidate.tokens[depth])
-    return plan
+        return len(self.waves)
 
 
 @dataclass(frozen=True)
@@ -102,60 +111,104 @@ class Limits:
     n_batch: int
 
 
-def fits(plans: Sequence[TextPlan], base: int, limits: Limits) -> bool:
-    """Whether these texts can share decode calls: texts, sequences, logit rows, cells, attention span."""
-    return (len(plans) <= max(1, limits.batch_size) and plans[-1].seqs[-1] <= TEXT_SEQS[-1]
-            and sum(plan.n_outputs for plan in plans) <= limits.max_outputs
-            and plans[-1].end - base <= limits.n_batch - MIN_DECODE_TOKENS
-            and attention_span(plans[-1].end) <= attention_span(plans[0].end))
+def trie_leaves(text: EncodedText) -> list[tuple[int, ...]]:
+    """The deepest fed nodes (every proper prefix of a candidate is fed), sorted depth-first."""
+    fed = {candidate.tokens[:depth] for candidate in text.candidates for depth in range(1, len(candidate.tokens))}
+    return sorted(fed - {node[:-1] for node in fed})
 
 
-ReadRow = tuple[int, tuple[int, ...], Row]  # (text index, trie node, its row)
+def plan_text(text: EncodedText, *, reused: int, start: int, first_seq: int) -> TextPlan:
+    """Lay one text out: prompt rows from cell ``start`` (after ``reused`` pinned tokens), then one
+    wave per trie branch, on sequences ``first_seq`` and ``first_seq + 1`` in turn."""
+    reads_at: dict[tuple[int, ...], set[int]] = {}
+    for candidate in text.candidates:
+        for depth in range(len(candidate.tokens) - candidate.n_scored, len(candidate.tokens)):
+            reads_at.setdefault(candidate.tokens[:depth], set()).add(candidate.tokens[depth])
+    waves: list[Wave] = []
+    previous: tuple[int, ...] = ()
+    for k, leaf in enumerate(trie_leaves(text) or [()]):
+        kept = leaf[: common_prefix_length(leaf, previous)]
+        fresh = sum(1 for depth in range(len(kept) + 1, len(leaf) + 1) if leaf[:depth] in reads_at)
+        waves.append(Wave(leaf, kept, first_seq + k % 2, fresh + (1 if k == 0 and () in reads_at else 0)))
+        previous = leaf
+    return TextPlan(text=text, reused=reused, start=start, waves=waves, reads_at=reads_at)
+
+
+def wave_copies(plan: TextPlan, wave: int) -> tuple[list[tuple[int, int, int]], int | None]:
+    """Before wave ``wave`` (> 0): ``(src, dst, p1)``, the copy of the kept prompt and prefix (positions
+    below p1) onto the wave's sequence, and the previous wave's sequence, to drop afterwards."""
+    if wave == 0 or wave >= plan.n_waves:
+        return [], None
+    carry, current = plan.waves[wave - 1].seq, plan.waves[wave]
+    return [(carry, current.seq, len(plan.text.prompt) + len(current.kept))], carry
 
 
 def wave_rows(plans: Sequence[TextPlan], wave: int) -> tuple[list[tuple[Row, int]], list[ReadRow]]:
-    """The rows of wave ``wave`` with their cells, and the rows read: (text index, trie node, row).
+    """The rows of wave ``wave`` with their cells (ascending), and the rows read.
 
-    Wave 0 carries every text's prompt rows; wave k every text's trie branch k (what it does not
-    share with branch k-1, which is still in the cache).
+    Wave 0 carries every text's prompt rows; every wave each text's branch past what it keeps.
     """
     rows: list[tuple[Row, int]] = []
     nodes: list[ReadRow] = []
     for i, plan in enumerate(plans):
+        if wave >= plan.n_waves:
+            continue
+        current = plan.waves[wave]
         prompt = plan.text.prompt
         if wave == 0:
             for k, pos in enumerate(range(plan.reused, len(prompt))):
-                row = Row(prompt[pos], pos, list(plan.seqs), pos == len(prompt) - 1 and () in plan.reads_at)
+                row = Row(prompt[pos], pos, [current.seq], pos == len(prompt) - 1 and () in plan.reads_at)
                 rows.append((row, plan.start + k))
             if () in plan.reads_at:
                 nodes.append((i, (), rows[-1][0]))
-        if wave < len(plan.leaves):
-            leaf = plan.leaves[wave]
-            first = plan.shared_depth(wave - 1) if wave > 0 else 0
-            for depth in range(first, len(leaf)):
-                node = leaf[: depth + 1]
-                seqs = [plan.seqs[k] for k in range(wave, len(plan.leaves)) if plan.leaves[k][: depth + 1] == node]
-                row = Row(leaf[depth], len(prompt) + depth, seqs, node in plan.reads_at)
-                rows.append((row, plan.start + plan.n_prompt_rows + depth))
-                if row.logits:
-                    nodes.append((i, node, row))
+        for depth in range(len(current.kept), len(current.leaf)):
+            node = current.leaf[: depth + 1]
+            row = Row(current.leaf[depth], len(prompt) + depth, [current.seq], node in plan.reads_at)
+            rows.append((row, plan.start + plan.n_prompt_rows + depth))
+            if row.logits:
+                nodes.append((i, node, row))
     return rows, nodes
 
 
-def retire_branch(cells: KvCells, plan: TextPlan, wave: int) -> int | None:
-    """After wave ``wave``: turn the cells of the text's branch that the next branch does not share
-    into filler. Returns the sequence id to drop from llama.cpp's memory (None: nothing to do)."""
+def retire_wave(cells: KvCells, plan: TextPlan, wave: int) -> int | None:
+    """After wave ``wave``: turn the text's cells that the next wave does not keep into filler.
+
+    Returns the sequence to drop from llama.cpp's memory now (None: it carries the kept part on).
+    """
     if wave >= plan.n_waves:
         return None
-    prompt_len = len(plan.text.prompt)
-    leaf = plan.leaves[wave] if plan.leaves else ()
-    seq = plan.seqs[wave]
-    if wave == plan.n_waves - 1:  # the last branch: everything of the text goes
-        cells.retire(seq, plan.start, plan.reused, plan.n_prompt_rows + len(leaf))
-    else:  # only what the next branch does not share
-        depth = plan.shared_depth(wave)
-        cells.retire(seq, plan.start + plan.n_prompt_rows + depth, prompt_len + depth, len(leaf) - depth)
-    return seq
+    current = plan.waves[wave]
+    if wave == plan.n_waves - 1:  # the last wave: everything of the text goes
+        cells.retire(current.seq, plan.start, plan.reused, plan.n_prompt_rows + len(current.leaf))
+        return current.seq
+    keep = len(plan.waves[wave + 1].kept)
+    cells.retire(current.seq, plan.start + plan.n_prompt_rows + keep, len(plan.text.prompt) + keep,
+                 len(current.leaf) - keep)
+    return None
+
+
+def fits(plans: Sequence[TextPlan], base: int, limits: Limits) -> bool:
+    """Whether these texts can share decode calls: texts, sequences, logit rows, cells, attention span.
+
+    Texts with many waves (many labels) share decodes beyond ``batch_size``, up to the sequence
+    ids, and over a wider attention span: nearly all their decodes are later waves of a few rows
+    per text, which cost about the same for more texts. With a few waves the prompts dominate,
+    and a wider span makes every prompt row pay for it (measured: 4 waves, 24 texts at once,
+    1.2 texts/s against 2.2 in groups of 8).
+    """
+    many_waves = all(plan.n_waves >= MANY_WAVES for plan in plans)
+    most = max(limits.batch_size, len(TEXT_SEQS) // 2) if many_waves else limits.batch_size
+    return (len(plans) <= max(1, most) and plans[-1].seqs[-1] <= TEXT_SEQS[-1]
+            and sum(plan.n_outputs for plan in plans) <= limits.max_outputs
+            and plans[-1].end - base <= limits.n_batch - MIN_DECODE_TOKENS
+            and (many_waves or attention_span(plans[-1].end) <= attention_span(plans[0].end)))
+
+
+def capacity_message(text: EncodedText, max_outputs: int, n_batch: int) -> str:
+    """Why a text cannot be scored at all: one of its completions needs more than a decode allows."""
+    longest = max(len(candidate.tokens) for candidate in text.candidates)
+    return (f"a completion of {longest} tokens needs more logit rows or KV cells than one decode allows "
+            f"({max_outputs} logit rows, n_batch {n_batch}): use shorter completions or raise runtime.n_ctx")
 
 
 def candidate_values(candidate: Candidate, values: dict[tuple[int, ...], dict[int, float]]) -> np.ndarray:
