@@ -32,7 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "agnews.jsonl"
 PROMPT = "News: {text}\nTopic in one or two words:"
-STOP = set(["#", "noqa:", "SIM905", "-", "a", "word", "list", "reads", "best", "as", "text", "that", "with", "from", "this", "have", "were", "their", "said", "will", "about", "after", "would", "which", "there", "been", "they", "more", "than", "when", "what", "also", "into", "over", "other", "could", "some", "them", "only", "last", "first", "year", "years", "most", "like", "just", "while", "where", "since", "being", "before", "under", "percent", "says", "new", "quot", "href", "http", "https", "www", "reuters", "afp", "target", "font", "face", "class", "fullquote", "aspx", "ticker", "investor"])
+STOP = set(
+    """that with from this have were their said will about after would which there been they more than when
+    what also into over other could some them only last first year years most like just while where since
+    being before under percent says new quot href http https www reuters afp target font face class fullquote
+    aspx ticker investor""".split())  # noqa: SIM905 - a word list reads best as text
 COUNTS = [4, 20, 77, 150, 500, 1000]
 REFERENCE_LABELS = 12  # labels the reference loop is timed on, per count
 

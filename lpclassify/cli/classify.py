@@ -27,8 +27,8 @@ from .common import (
     Subparsers,
     add_model_options,
     is_terminal,
-    positive_int,
     log_info,
+    positive_int,
     terminal_width,
     warn,
 )
