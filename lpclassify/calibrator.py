@@ -155,6 +155,7 @@ class Calibrator:
 
 
 def normalize_scores(logprobs: np.ndarray, raw: RawScores, method: str) -> np.ndarray:
+    # A module-level name for normalize(): inside probabilities() the ``normalize`` argument shadows it.
     return normalize(logprobs, raw.n_tokens, raw.n_chars, method)
 
 
