@@ -152,7 +152,7 @@ def test_input_format_from_the_file_name(name: str, fmt: str) -> None:
     assert input_format_for(name) == fmt
 
 
-@pytest.mark.parametrize("name", ["data.json", "data.parquet", "noext"])
+@pytest.mark.parametrize("name", ["data.json", "data.avro", "noext"])
 def test_unknown_input_format_suggests_the_option(name: str) -> None:
     with pytest.raises(InputError, match="--input-format"):
         input_format_for(name)

@@ -59,6 +59,24 @@ class ReferenceCache:
         return RawScores(logprobs, n_tokens, np.array(completion_chars(self._slots)),
                          np.zeros(len(texts), dtype=bool), scores)
 
+    def snapshot(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every reference text's scores held in memory, ``{text: (logprobs, n_tokens)}`` (copies).
+
+        With :meth:`restore` it ships what one process scored to others (``lpclassify.ray``'s
+        actors), which then never score a reference text themselves.
+        """
+        with self._lock:
+            return {text: (lp.copy(), nt.copy()) for text, (lp, nt) in self._memory.items()}
+
+    def restore(self, entries: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Take scores from :meth:`snapshot` into memory (they win over the disk cache and the model)."""
+        with self._lock:
+            for text, (logprobs, n_tokens) in entries.items():
+                if len(logprobs) != len(self._slots):
+                    raise ValueError(f"reference scores for {text!r} have {len(logprobs)} candidates, "
+                                     f"expected {len(self._slots)}")
+                self._memory[text] = (np.array(logprobs, dtype=np.float64), np.array(n_tokens, dtype=np.int64))
+
     def _fill(self, texts: list[str]) -> None:
         missing = [t for t in dict.fromkeys(texts) if t not in self._memory]
         path = self.file()

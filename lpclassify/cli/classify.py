@@ -20,6 +20,7 @@ from ..records.readers import ERROR_POLICIES, INPUT_FORMATS
 from ..records.resume import RejectedLog, RunFiles, default_rejected_path
 from ..records.writers import OUTPUT_FORMATS, CsvWriter, Writer, make_writer, output_format_for
 from ..runs import Progress, classify_records, open_records, run_fingerprint
+from .classify_ray import add_ray_options, ray_classifier
 from .common import (
     EXIT_OK,
     PROG,
@@ -41,7 +42,8 @@ input (one of):
   TEXT ...          texts as arguments
   -i FILE           .jsonl (one JSON object per line, the text in --text-field),
                     .csv/.tsv (a header row, the text in column --text-field),
-                    .txt (one text per line); any of them may be gzipped (.gz)
+                    .txt (one text per line), .parquet (a column --text-field);
+                    any of them but .parquet may be gzipped (.gz)
   (nothing)         one text per line from standard input
 
 output: every input record with its fields untouched, plus label, labels,
@@ -62,7 +64,9 @@ examples:
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl --resume
   lpclassify classify -c topic -i news.csv -o topics.csv --errors skip --threads 4
-  lpclassify classify -c support_intents -i messages.jsonl -o intents.jsonl --top-k 3"""
+  lpclassify classify -c support_intents -i messages.jsonl -o intents.jsonl --top-k 3
+  lpclassify classify -c topic -i news.parquet -o topics.parquet --ray --workers 2 --threads 1
+  lpclassify classify -c topic -i news.parquet -o topics.parquet --ray auto  # a running cluster"""
 
 
 def register(sub: Subparsers) -> None:
@@ -74,7 +78,7 @@ def register(sub: Subparsers) -> None:
                    help="a config file, or the name of a shipped config (sentiment, spam, topic, support_tags)")
     group = p.add_argument_group("input and output")
     group.add_argument("-i", "--input", metavar="FILE",
-                       help="read records from FILE (.jsonl, .csv, .tsv, .txt, optionally .gz); '-' is stdin")
+                       help="read records from FILE (.jsonl, .csv, .tsv, .txt, optionally .gz; .parquet); '-' is stdin")
     group.add_argument("--input-format", choices=INPUT_FORMATS,
                        help="the input format, when the file name does not tell (default for stdin: txt)")
     group.add_argument("--text-field", default="text", metavar="NAME",
@@ -96,6 +100,7 @@ def register(sub: Subparsers) -> None:
                        help="write each text's K most likely labels (labels) with their probabilities, not every "
                             "label's (for large label sets)")
     add_model_options(p)
+    add_ray_options(p)
     p.set_defaults(handler=run)
 
 
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 raise InputError(f"{name} {path} is the input file; write somewhere else")
         # Checked before the model loads: a bad -o or --resume fails fast.
         run_files = RunFiles(output, fmt, resume=args.resume) if output else None
-        clf = ctx.load(config, args)
+        clf = ray_classifier(stack, ctx.load(config, args), args)  # without --ray: the loaded classifier
         if run_files is not None:
             run_files.start({"input": records.identity, "format": fmt, "text_field": args.text_field,
                              "config": run_fingerprint(clf)})

@@ -32,13 +32,14 @@ from typing import IO, Any, BinaryIO, NamedTuple
 
 from ..errors import InputError
 
-INPUT_FORMATS = ("jsonl", "csv", "tsv", "txt")
+INPUT_FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
 ERROR_POLICIES = ("fail", "skip")
 
 _SUFFIX_FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
     ".txt": "txt", ".text": "txt",
+    ".parquet": "parquet",
 }  # fmt: skip
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -172,6 +173,8 @@ class RecordReader:
             return self._jsonl()
         if self.format in ("csv", "tsv"):
             return self._csv("\t" if self.format == "tsv" else ",")
+        if self.format == "parquet":
+            return self._parquet()
         return self._txt()
 
     # ------------------------------------------------------------------ helpers
@@ -233,6 +236,18 @@ class RecordReader:
         if not isinstance(text, str):
             return self._bad(number, f"field {field!r} is {_json_type(text)}, expected a string", line)
         return InputRecord(number, record, text)
+
+    def _parquet(self) -> Iterator[InputRecord | InputRecordError]:
+        from .parquet import read_rows  # pyarrow: an optional extra
+
+        field = self.text_field
+        for number, fields in read_rows(self.stream, source=self.source, columns=[field]):
+            text = fields[field]
+            if isinstance(text, str):
+                yield InputRecord(number, fields, text)
+            else:
+                yield InputRecordError(self.source, number, f"field {field!r} is {_json_type(text)}, expected a string",
+                                       fields)
 
     def _csv(self, delimiter: str) -> Iterator[InputRecord | InputRecordError]:
         # Texts can be long: lift the csv module's 128 KiB field limit (process-wide, harmless).

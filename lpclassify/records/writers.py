@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from ..errors import InputError
 from .readers import InputRecord
 
-OUTPUT_FORMATS = ("jsonl", "csv", "table")
+OUTPUT_FORMATS = ("jsonl", "csv", "table", "parquet")
 
 # The keys a prediction adds to an output record (``Prediction.as_dict()``).
 PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "truncated", "chunks")
@@ -30,7 +30,8 @@ PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "t
 def output_format_for(path: str | os.PathLike[str]) -> str | None:
     """The output format a file name implies, or None when it implies none."""
     suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl"}.get(suffix)
+    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
+            ".parquet": "parquet"}.get(suffix)
 
 
 def json_safe(value: Any) -> Any:
@@ -163,6 +164,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class ParquetWriter(CsvWriter):
+    """Parquet with :class:`CsvWriter`'s columns (typed: probabilities as floats), through pyarrow.
+
+    A Parquet file cannot be appended to, so the rows are kept and written as one file by
+    :meth:`close` (to ``stream``'s binary buffer); :attr:`count` stays 0 until then, so an
+    interrupted run keeps no partial rows (``--resume`` is for JSON Lines and CSV).
+    """
+
+    def __init__(self, stream: TextIO, label_names: Sequence[str], *, flush: bool = False) -> None:
+        super().__init__(stream, label_names)
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
+        merged, renamed = merge_record(record.fields, self._flat(prediction), reserved=self.prediction_columns)
+        self.renamed.update(renamed)
+        if self.columns is None:
+            self.columns = list(merged)
+        self.dropped.update(key for key in merged if key not in self.columns)
+        self.rows.append(merged)
+
+    def close(self) -> None:
+        from .parquet import write_rows  # pyarrow: an optional extra
+
+        self.stream.flush()
+        write_rows(getattr(self.stream, "buffer", self.stream), self.rows, self.columns or self.prediction_columns)
+        self.count = len(self.rows)
+        super(CsvWriter, self).close()
+
+
 class TableWriter(Writer):
     """A readable table for a terminal: line, label, its probability, the text (cut to fit)."""
 
@@ -212,6 +242,8 @@ def make_writer(fmt: str, stream: TextIO, label_names: Sequence[str], *, flush: 
         return JsonlWriter(stream, flush=flush)
     if fmt == "csv":
         return CsvWriter(stream, label_names, flush=flush, columns=csv_columns)
+    if fmt == "parquet":
+        return ParquetWriter(stream, label_names, flush=flush)
     if fmt == "table":
         return TableWriter(stream, label_names, width=width, flush=flush, multi=multi)
     raise InputError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
