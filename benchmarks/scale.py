@@ -7,7 +7,9 @@ Three set-ups classify the same N texts of AG News (``configs/topic.yaml``):
 
 * ``process``: one ``Classifier`` with 2 threads (``classify_many``, as ``lpclassify classify`` runs);
 * ``ray 2x1``: :func:`lpclassify.ray.classify_dataset` on a local Ray with 2 actors of 1 thread;
-* ``ray 1x2``: the same with 1 actor of 2 threads.
+* ``ray 1x2``: the same with 1 actor of 2 threads;
+* ``process 1x2 (again)``: the first set-up once more, as the load of a shared machine drifts;
+  the Ray set-ups' ratios are against the better of the two process runs.
 
 For each: wall time from nothing (Ray started, models loaded, reference scores computed) to
 the last row; the steady-state rate (texts/s between the arrival of 10 % and 90 % of the rows);
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import threading
@@ -117,6 +120,9 @@ def run_ray(records: list[dict[str, Any]], config: str, model: str, workers: int
 
     from lpclassify.ray import classify_dataset
 
+    # Ray starts its workers at nice 15 (its worker_niceness); on a shared machine that would
+    # handicap the actors against the single process, which runs at nice 0.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
@@ -139,6 +145,17 @@ def run_ray(records: list[dict[str, Any]], config: str, model: str, workers: int
         ray.shutdown()
 
 
+def targets(result: dict[str, Any], model_mb: float) -> list[tuple[str, bool]]:
+    """The issue's targets for one Ray set-up, each with whether this run met it."""
+    return [
+        ("steady-state throughput >= 0.9x the single process", result["steady_vs_process"] >= 0.9),
+        ("600 texts, start-up included, <= 1.5x the single process", result["first_600_vs_process"] <= 1.5),
+        (f"peak RSS per actor <= model file + 600 MB ({model_mb + 600:.0f} MB)",
+         max(result["peak_rss_mb"], default=0.0) <= model_mb + 600),
+        ("labels and probabilities identical to the single process", bool(result["identical"])),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
@@ -154,17 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     names = load_config(args.config).label_names
     model_mb = round(resolve_model(args.model).stat().st_size / 2**20, 1)
     results = []
-    base, expected = run_process(records, args.config, args.model)
-    base["identical"] = True
-    results.append(base)
-    print(json.dumps(base), file=sys.stderr, flush=True)
+    first, expected = run_process(records, args.config, args.model)
+    first["identical"] = True
+    results.append(first)
+    print(json.dumps(first), file=sys.stderr, flush=True)
     for workers, threads in ((2, 1), (1, 2)):
         result, out = run_ray(records, args.config, args.model, workers, threads, names)
         result["identical"] = out == expected
-        result["steady_vs_process"] = round(result["steady_texts_per_s"] / base["steady_texts_per_s"], 3)
-        result["first_600_vs_process"] = round(result["first_600_s"] / base["first_600_s"], 3)
         results.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
+    # The single process again at the end: on a shared machine the load drifts during a run, and
+    # the Ray set-ups are compared with the better of the two process runs (the harder baseline).
+    last, again = run_process(records, args.config, args.model)
+    last["setup"], last["identical"] = "process 1x2 (again)", again == expected
+    results.append(last)
+    print(json.dumps(last), file=sys.stderr, flush=True)
+    steady = max(first["steady_texts_per_s"], last["steady_texts_per_s"])
+    first_600 = min(first["first_600_s"], last["first_600_s"])
+    for result in results:
+        result["steady_vs_process"] = round(result["steady_texts_per_s"] / steady, 3)
+        result["first_600_vs_process"] = round(result["first_600_s"] / first_600, 3)
     report = {"n": args.n, "model": args.model, "model_file_mb": model_mb, "config": Path(args.config).name,
               "results": results}
     print(f"\n{args.n} AG News texts, {args.model} ({model_mb} MB file), {Path(args.config).name}\n")
@@ -173,8 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         print(f"| {r['setup']} | {r['wall_s']} | {r['startup_s']} | {r['steady_texts_per_s']} | "
-              f"{r.get('steady_vs_process', 1.0)} | {r['first_600_s']} | {r.get('first_600_vs_process', 1.0)} | "
+              f"{r['steady_vs_process']} | {r['first_600_s']} | {r['first_600_vs_process']} | "
               f"{r['identical']} | {', '.join(map(str, r['peak_rss_mb']))} |")
+    print()
+    for r in results:
+        if not r["setup"].startswith("ray"):
+            continue
+        for target, met in targets(r, model_mb):
+            print(f"{r['setup']}: {target}: {'met' if met else 'MISSED'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
