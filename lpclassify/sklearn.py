@@ -11,9 +11,10 @@ scikit-learn's conventions, kept: ``__init__`` only stores its (flat) parameters
 included) work; ``fit(X, y=None)`` builds the classifier, sets ``classes_`` (the config's label
 names, sorted as scikit-learn expects; ``predict_proba``'s columns follow them) and fits
 what needs data (``calibration="fitted"`` its bias and temperature from ``y``; ``"domain"``
-its prior from ``X``); ``predict`` returns an array of label names, ``abstain_label`` where the classifier abstained. ``X`` is a sequence of texts (a list,
-a 1-D array, a pandas Series or a one-column 2-D array). Models are shared in the process by
-(model file, runtime settings) (:mod:`lpclassify.backends.shared`): a grid search loads each once.
+its prior from ``X``); ``predict`` returns an array of label names, ``abstain_label``
+where the classifier abstained. ``X`` is a sequence of texts (a list, a 1-D array, a pandas
+Series or a one-column 2-D array). Models are shared in the process by (model file, runtime
+settings) (:mod:`lpclassify.backends.shared`): a grid search loads each once.
 
 Needs the ``sklearn`` extra: ``pip install 'lpclassify[sklearn]'``.
 """

@@ -269,3 +269,60 @@ def test_tune_on_a_real_model_beats_chance_honestly(tmp_path: Path, smollm2: str
     header = out.read_text().split("\n\n")[1]
     estimate = float(header.split("Estimated accuracy: ")[1].split("%")[0])
     assert estimate > 100 / 6  # six classes: better than chance, on folds the choice never saw
+
+
+def test_calibrate_writes_the_fit_into_a_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`calibrate --write-config`: the config's bias and temperature give the fitted calibration's probabilities."""
+    base = tmp_path / "base.yaml"
+    base.write_text(config_yaml(load_config({**BASE, "scoring": {"calibration": "none"}})))
+    data = write_jsonl(tmp_path / "dev.jsonl", TEXTS, LABELS)
+    out = tmp_path / "calibrated.yaml"
+    assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "--write-config", str(out)],
+                    load_classifier=fake_loader) == 0
+    assert "temperature" in capsys.readouterr().out
+    written = load_config(out)
+    assert written.scoring.calibration == "none" and written.scoring.temperature != 1.0
+    assert any(label.bias for label in written.labels)
+    fitted = Classifier(load_config(base), CharBackend(length_penalty=1.0))
+    fitted.fit(TEXTS, LABELS)
+    from_file = Classifier(written, CharBackend(length_penalty=1.0))
+    raw = fitted.raw_scores(TEXTS)
+    np.testing.assert_allclose(from_file.probabilities(raw), fitted.probabilities(raw), atol=1e-5)
+    assert cli.main(["calibrate", "-c", str(base), "-i", str(data)], load_classifier=fake_loader) == 2
+    assert "say what to write" in capsys.readouterr().err
+
+
+def test_fit_thresholds_maximizes_each_labels_f1() -> None:
+    from lpclassify.calibration.thresholds import best_threshold, fit_thresholds, label_sets
+
+    p = np.array([[0.30, 0.9], [0.25, 0.8], [0.10, 0.7], [0.05, 0.6]])
+    truth = label_sets([["a", "b"], ["a", "b"], "b", []], ["a", "b"])
+    assert truth.tolist() == [[True, True], [True, True], [False, True], [False, False]]
+    a, b = fit_thresholds(p, truth)
+    assert 0.10 < a <= 0.25 and 0.6 < b <= 0.7  # a's yes never reaches 0.5, yet it separates perfectly
+    assert best_threshold(np.array([0.2, 0.4]), np.array([False, False]), default=0.42) == 0.42
+    with pytest.raises(ValueError, match="'c'"):
+        label_sets(["c"], ["a", "b"])
+
+
+def test_calibrate_fits_multi_label_thresholds_into_the_config(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    multi = {"prompt": "Text: {text}\nAbout {label}?", "labels": ["complaint", "review"],
+             "decision": {"mode": "multi", "multi": {"yes": [" yes neg"], "no": [" no"]}}}
+    base = tmp_path / "multi.yaml"
+    base.write_text(config_yaml(load_config(multi)))
+    texts = [f"bad thing {i}" for i in range(6)] + [f"good thing {i}" for i in range(6)]
+    labels = [["complaint", "review"]] * 6 + [["review"]] * 6
+    data = tmp_path / "multi.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    out = tmp_path / "multi.tuned.yaml"
+    assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "--write-config", str(out)],
+                    load_classifier=fake_loader) == 0
+    tuned = load_config(out)
+    clf = Classifier(tuned, CharBackend(length_penalty=1.0))
+    assert [set(p.labels) for p in clf.classify_many(texts)] == [set(y) for y in labels]
+    before = Classifier(load_config(base), CharBackend(length_penalty=1.0)).classify_many(texts)
+    assert [set(p.labels) for p in before] != [set(y) for y in labels]  # the default 0.5 did worse
+    assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "-o", str(tmp_path / "c.json")],
+                    load_classifier=fake_loader) == 2
+    assert "--write-config" in capsys.readouterr().err
