@@ -100,6 +100,8 @@ def main() -> None:
             "label_free": [r.as_dict() for r in rows_cmp],
         }
         print(json.dumps({k: v for k, v in results[task].items() if k != "label_free"}), flush=True)
+        if args.json:  # after every task: a run cut short keeps what it measured
+            args.json.write_text(json.dumps({"model": args.model, "n": args.n, "tasks": results}, indent=1) + "\n")
     print("\n| task | evaluated | shipped/base | best label-free (which) | fitted@64 | tune estimate (nested CV) "
           "| tuned | tuned - best label-free | tune time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for task, r in results.items():
@@ -107,8 +109,6 @@ def main() -> None:
               f"({r['best_label_free_setting']}) | {100 * r['fitted64']:.1f} | {100 * r['tune_estimate']:.1f} "
               f"| {100 * r['tuned']:.1f} | {100 * (r['tuned'] - r['best_label_free']):+.1f} "
               f"| {r['tune_seconds']:.0f} s |")
-    if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "n": args.n, "tasks": results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

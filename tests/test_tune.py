@@ -106,8 +106,8 @@ def scores_and_search(backend: CharBackend | None = None, texts: list[str] = TEX
     scores = [prompt_scores(config, backend or CharBackend(length_penalty=1.0), p, per_label, texts) for p in prompts]
     style_sets = [styles(config, per_label) for _ in prompts]
     y = np.array([config.label_names.index(label) for label in labels])
-    return scores, Search(scores, y, settings_for(len(prompts), style_sets, ["sum", "mean"], ["logsumexp", "max"]),
-                          [[[(c,) for c in found] for found in per_label]] * len(prompts), folds=4)
+    return scores, Search(scores, y, settings_for(len(prompts), style_sets, ["sum", "mean"], ["logsumexp"]),
+                          [[[(c,) for c in found[:3]] for found in per_label]] * len(prompts), folds=4)
 
 
 def test_every_candidate_is_scored_in_one_pass_per_prompt() -> None:
@@ -232,6 +232,12 @@ def test_tune_command_writes_a_commented_config_and_a_report(tmp_path: Path, cap
     assert document["estimate"]["accuracy"] == pytest.approx(float(text.split("Estimated accuracy: ")[1]
                                                                     .split("%")[0]) / 100, abs=1e-3)
     assert document["chosen"]["calibration"] == tuned.scoring.calibration
+    # the base config as it was (contextual calibration) is measured on the same examples
+    base_setting = Setting(0, "config", tuple(label.completions for label in load_config(BASE).labels), "sum",
+                           "logsumexp", "contextual", False)
+    _, search = scores_and_search(texts=TEXTS, labels=LABELS)
+    assert document["baseline"]["accuracy"] == pytest.approx(search.cv_score(base_setting,
+                                                                             np.arange(len(TEXTS))).accuracy)
     assert len(document["outer_folds"]) == 4
     assert "estimated accuracy" in capsys.readouterr().out
 

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out = sys.stdout
     if Path(args.output).suffix.lower() not in (".yaml", ".yml"):
         raise InputError(f"-o {args.output}: the chosen config is YAML; name it with .yaml or .yml")
-    data = load_labelled(args, ctx, calibrating=True)
+    data = load_labelled(args, ctx)  # the base config as it is: its calibration is the baseline and the first tried
     clf = data.clf
     y = to_indices(data.labels, clf.config.label_names, data.label_order)
     config = clf.config

@@ -209,8 +209,14 @@ def nested_estimate(search: Search, progress: Progress | None = None) -> tuple[S
 def settings_for(n_prompts: int, styles: Sequence[dict[str, tuple[tuple[str, ...], ...]]],
                  normalizations: Sequence[str], aggregations: Sequence[str],
                  calibrations: Sequence[str] = CALIBRATIONS, fits: Sequence[bool] = (False, True)) -> list[Setting]:
-    """Every combination, the first being the first prompt's first style; aggregation only varies where a
-    label has several completions (with one each, logsumexp and max are the same)."""
+    """Every combination that can differ, the first being the first prompt's first style.
+
+    Left out because they compute the same thing as a setting that is in: ``max`` where every label
+    has one completion (it equals ``logsumexp`` then); a fitted bias on top of ``contextual`` (dividing
+    by a prior adds ``-log prior`` to each label's log-probability, which the free per-label bias
+    absorbs: it is ``none`` + fit, up to the fit's small ridge penalty), and on top of ``pmi`` where
+    every label has one completion (subtracting a per-completion constant is then a per-label one).
+    """
     out = []
     for prompt in range(n_prompts):
         for style, completions in styles[prompt].items():
@@ -219,5 +225,8 @@ def settings_for(n_prompts: int, styles: Sequence[dict[str, tuple[tuple[str, ...
                 for agg in (aggregations if several else aggregations[:1]):
                     for calibration in calibrations:
                         for fit in fits:
+                            if fit and "none" in calibrations and (
+                                    calibration == "contextual" or (calibration == "pmi" and not several)):
+                                continue
                             out.append(Setting(prompt, style, completions, norm, agg, calibration, fit))
     return out
