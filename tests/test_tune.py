@@ -142,6 +142,7 @@ def test_folds_are_stratified_and_deterministic() -> None:
         assert sorted(y[folds == fold].tolist()) == [0, 0, 1]
 
 
+@pytest.mark.slow
 def test_the_estimate_comes_from_held_out_folds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each outer fold's winner is chosen, and its bias fitted, without that fold's rows; it is scored on them."""
     _, search = scores_and_search()
@@ -188,6 +189,7 @@ def test_on_noise_the_estimate_is_chance_while_the_selection_is_optimistic() -> 
     assert estimate.accuracy < 0.62  # chance is 0.5
 
 
+@pytest.mark.slow
 def test_tune_on_a_fake_backend_finds_the_informative_setting() -> None:
     result = tune(load_config(BASE), CharBackend(length_penalty=1.0), TEXTS, LABELS, folds=4)
     assert result.estimate.accuracy >= 0.7 and result.n_examples == len(TEXTS)
@@ -217,6 +219,7 @@ def fake_loader(config, request):  # type: ignore[no-untyped-def]
     return Classifier(request.configured(config), CharBackend(length_penalty=1.0))
 
 
+@pytest.mark.slow
 def test_tune_command_writes_a_commented_config_and_a_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     base = tmp_path / "base.yaml"
     base.write_text(config_yaml(load_config(BASE)))
@@ -272,8 +275,7 @@ def test_tune_on_a_real_model_beats_chance_honestly(tmp_path: Path, smollm2: str
     assert status == 0
     tuned = load_config(out)
     assert tuned.model == smollm2
-    header = out.read_text().split("\n\n")[1]
-    estimate = float(header.split("Estimated accuracy: ")[1].split("%")[0])
+    estimate = float(out.read_text().split("# Estimated accuracy: ")[1].split("%")[0])
     assert estimate > 100 / 6  # six classes: better than chance, on folds the choice never saw
 
 
