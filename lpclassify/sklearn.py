@@ -22,6 +22,7 @@ Needs the ``sklearn`` extra: ``pip install 'lpclassify[sklearn]'``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ import numpy as np
 
 from .classifier import Classifier
 from .config import Config, load_config, parse_config
-from .config.dump import config_mapping
 from .errors import MissingDependencyError
 
 try:
@@ -73,21 +73,23 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ building
 
     def resolved_config(self) -> Config:
-        """The config with this estimator's parameters applied (validated like a config file)."""
+        """The config with this estimator's parameters applied, each checked as the config file's would be."""
         base = load_config(self.config)
-        data = config_mapping(base)
-        if self.model is not None:
-            data["model"] = self.model
-        if self.prompt is not None:
-            data["prompt"] = self.prompt
         scoring = {"normalize": self.normalize, "aggregate": self.aggregate, "calibration": self.calibration}
-        data["scoring"].update({k: v for k, v in scoring.items() if v is not None})
-        if self.threshold is not None:
-            data["decision"]["threshold"] = self.threshold
+        decision = {"mode": base.decision.mode, **({"threshold": self.threshold} if self.threshold is not None else {})}
         runtime = {"n_ctx": self.n_ctx, "batch_size": self.batch_size, "threads": self.threads,
                    "n_gpu_layers": self.n_gpu_layers}
-        data["runtime"] = {**data.get("runtime", {}), **{k: v for k, v in runtime.items() if v is not None}}
-        config = parse_config(data, source=base.source)
+        # The overrides alone, validated by the config parser (same messages, same limits) ...
+        checked = parse_config({"prompt": self.prompt if self.prompt is not None else base.prompt,
+                                "labels": list(base.label_names), "model": self.model or base.model,
+                                "scoring": {k: v for k, v in scoring.items() if v is not None},
+                                "decision": decision,
+                                "runtime": {k: v for k, v in runtime.items() if v is not None}}, source=base.source)
+        # ... then applied to the config, so that everything else in it is kept as it is.
+        config = replace(base, prompt=checked.prompt, model=checked.model,
+                         scoring=overridden(base.scoring, checked.scoring, scoring),
+                         decision=overridden(base.decision, checked.decision, {"threshold": self.threshold}),
+                         runtime=overridden(base.runtime, checked.runtime, runtime))
         if config.decision.mode != "single":
             raise ValueError("ZeroShotClassifier is for single-label configs (decision.mode: single)")
         if self.abstain_label in config.label_names:
@@ -152,6 +154,11 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
         return {"X_types": ["string"], "requires_y": False}
+
+
+def overridden(section: Any, checked: Any, wanted: Mapping[str, Any]) -> Any:
+    """``section`` with the fields ``wanted`` sets (not None) taken from ``checked``."""
+    return replace(section, **{key: getattr(checked, key) for key, value in wanted.items() if value is not None})
 
 
 def as_texts(X: Any) -> list[str]:

@@ -48,6 +48,21 @@ def test_init_only_stores_and_get_params_round_trips() -> None:
     assert not hasattr(est, "classes_")
 
 
+def test_parameters_override_only_what_they_name() -> None:
+    config = {"prompt": "{text} ->", "labels": {"a": {"bias": 0.5}, "b": None},
+              "scoring": {"calibration": "pmi", "content_free": ["-"], "temperature": 2.0},
+              "search": {"prompts": ["{text} =>"]}}
+    resolved = ZeroShotClassifier(config, prompt="Text: {text}\nLabel:", normalize="mean", threshold=0.3,
+                                  batch_size=4).resolved_config()
+    assert (resolved.prompt, resolved.scoring.normalize, resolved.decision.threshold) == \
+        ("Text: {text}\nLabel:", "mean", 0.3)
+    assert resolved.runtime.batch_size == 4 and resolved.scoring.calibration == "pmi"
+    assert resolved.labels[0].bias == 0.5 and resolved.scoring.temperature == 2.0  # the rest is kept
+    assert resolved.scoring.content_free == ("-",) and resolved.search.prompts == ("{text} =>",)
+    with pytest.raises(Exception, match=r"scoring\.normalize: expected one of"):
+        ZeroShotClassifier(config, normalize="median").resolved_config()
+
+
 def test_clone_gives_an_unfitted_equal_estimator(smollm2: str) -> None:
     est = estimator(smollm2, calibration="contextual").fit(TEXTS[:2])
     copy = clone(est)

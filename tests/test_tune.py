@@ -334,3 +334,17 @@ def test_calibrate_fits_multi_label_thresholds_into_the_config(tmp_path: Path,
     assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "-o", str(tmp_path / "c.json")],
                     load_classifier=fake_loader) == 2
     assert "--write-config" in capsys.readouterr().err
+
+
+def test_the_config_writer_knows_every_config_field() -> None:
+    """tune and calibrate --write-config write configs through config/dump.py: a field added to the schema must be
+    written too (or the written config silently loses it). This lists the fields the writer handles."""
+    from dataclasses import fields
+
+    from lpclassify.config import Config, Label, Scoring
+
+    handled = {"name", "description", "model", "prompt", "labels", "scoring", "decision", "runtime", "search", "source"}
+    assert {f.name for f in fields(Config)} == handled
+    assert {f.name for f in fields(Label)} == {"name", "completions", "description", "threshold", "bias"}
+    assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free",
+                                                 "calibration_file", "temperature"}
