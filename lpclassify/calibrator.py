@@ -22,7 +22,7 @@ from .calibration.priors import Domain
 from .calibration.references import ReferenceCache
 from .calibration.store import write_calibration_file
 from .errors import ConfigError, InputError
-from .normalize import label_scores, normalize, safe_log, softmax, yes_no_scores
+from .normalize import label_bias, label_scores, normalize, safe_log, softmax, yes_bias, yes_no_scores
 from .scorer import Scorer
 from .scores import RawScores
 
@@ -80,7 +80,8 @@ class Calibrator:
                       normalize: str | None = None, batch_prior: np.ndarray | None = None) -> np.ndarray:
         """Label probabilities (n_texts, n_labels): adjust, normalize, combine per label, calibrate.
 
-        Multi-label yes/no probabilities are returned uncalibrated.
+        Multi-label yes/no probabilities are returned uncalibrated. Then, unless ``calibrate`` is
+        False, the config's per-label ``bias`` and ``scoring.temperature`` (see :func:`label_bias`).
         """
         scoring = self.config.scoring
         method_ = calibration.get((method or scoring.calibration) if calibrate else "none")
@@ -91,11 +92,14 @@ class Calibrator:
         logprobs = method_.completion_scores(raw.logprobs, context)
         normalized = normalize_scores(logprobs, raw, norm)
         n_labels = len(self.config.labels)
+        bias = self.config.biases if calibrate else (0.0,) * n_labels
+        temperature = scoring.temperature if calibrate else 1.0
         if self.config.decision.mode == "multi":
             yes, no = yes_no_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate)
-            return softmax(np.stack([yes, no], axis=-1))[..., 0]
-        return method_.probabilities(label_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate),
-                                     context)
+            return yes_bias(softmax(np.stack([yes, no], axis=-1))[..., 0], bias, temperature)
+        probs = method_.probabilities(label_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate),
+                                      context)
+        return label_bias(probs, bias, temperature)
 
     def content_free_prior(self, *, normalize: str | None = None) -> np.ndarray:
         self.state  # noqa: B018 - a calibration file that cannot be used is reported on any calibration

@@ -206,7 +206,7 @@ class Labelled:
 
     clf: Classifier
     texts: list[str]
-    labels: list[str | int]
+    labels: list[str | int | list[str]]
     label_order: list[str] | None  # what integer labels mean (--label-order)
 
 

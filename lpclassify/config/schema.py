@@ -35,6 +35,7 @@ class Label:
     completions: tuple[str, ...]
     description: str | None = None
     threshold: float | None = None  # multi-label: overrides decision.threshold
+    bias: float = 0.0  # nats added to this label's calibrated log-probability (single) or yes log-odds (multi)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Scoring:
     calibration: str = "none"
     content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
     calibration_file: str | None = None
+    temperature: float = 1.0  # calibrated log-probabilities are divided by it before the label biases are added
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,17 @@ class Runtime:
 
 
 @dataclass(frozen=True)
+class Search:
+    """What ``lpclassify tune`` may try besides the config's own prompt and completions (the ``search:`` section)."""
+
+    prompts: tuple[str, ...] = ()
+    completions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (label, alternative completions)
+
+    def alternatives(self, label: str) -> tuple[str, ...]:
+        return next((found for name, found in self.completions if name == label), ())
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     prompt: str
@@ -85,8 +98,14 @@ class Config:
     scoring: Scoring = field(default_factory=Scoring)
     decision: Decision = field(default_factory=Decision)
     runtime: Runtime = field(default_factory=Runtime)
+    search: Search = field(default_factory=Search)
     source: str = "<mapping>"
 
     @property
     def label_names(self) -> tuple[str, ...]:
         return tuple(label.name for label in self.labels)
+
+    @property
+    def biases(self) -> tuple[float, ...]:
+        """Each label's ``bias``, in label order."""
+        return tuple(label.bias for label in self.labels)

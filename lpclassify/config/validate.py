@@ -34,6 +34,7 @@ from .schema import (
     Runtime,
     Scoring,
 )
+from .search import parse_search
 
 
 class _Reader:
@@ -143,7 +144,7 @@ def _check_template(template: str, allowed: tuple[str, ...], reader: _Reader, na
 def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
     """Validate an already-parsed document and build the frozen :class:`Config`."""
     top = _Reader(data, source, "", ("name", "description", "model", "prompt", "labels", "scoring",
-                                     "decision", "runtime"))
+                                     "decision", "runtime", "search"))
     default_name = Path(source).stem if source != "<mapping>" else "classifier"
     name = top.str("name", default_name)
     assert name is not None
@@ -160,12 +161,16 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
         assert prompt is not None
         prompt = _check_template(prompt, PROMPT_PLACEHOLDERS, top, "prompt")
     runtime = _parse_runtime(top, source)
+    placeholders = MULTI_PROMPT_PLACEHOLDERS if decision.mode == "multi" else PROMPT_PLACEHOLDERS
+    search = parse_search(top.data.get("search"), source=source, label_names=[label.name for label in labels],
+                          check_template=lambda template, key: _check_template(
+                              template, placeholders, _Reader({}, source, key, ()), ""))
     model = top.str("model", "default")
     assert model is not None
     if not model.strip():
         raise top.error("expected a model name or a path to a .gguf file, got an empty string", "model")
     return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
-                  scoring=scoring, decision=decision, runtime=runtime, source=source)
+                  scoring=scoring, decision=decision, runtime=runtime, search=search, source=source)
 
 
 def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
@@ -207,7 +212,7 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
             raise top.error("label names must not be empty", "labels")
         key = f"labels.{label_name}"
         reader = _Reader(settings if settings is not None else {}, lines.get(label_name, source), key,
-                         ("completions", "description", "threshold"))
+                         ("completions", "description", "threshold", "bias"))
         completions = reader.strings("completions", (" " + label_name,))
         for completion in completions:
             if not completion.strip():
@@ -218,19 +223,21 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
                     "a completion must belong to one label", "completions")
             owner_of[completion] = label_name
         threshold = reader.number("threshold", 0.5, low=0.0, high=1.0) if reader.has("threshold") else None
-        labels.append(Label(label_name, completions, reader.str("description"), threshold))
+        bias = reader.number("bias", 0.0, low=-100.0, high=100.0)
+        labels.append(Label(label_name, completions, reader.str("description"), threshold, bias))
     return tuple(labels)
 
 
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
-                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file"))
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"))
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
         calibration=reader.choice("calibration", method_names(), "none"),
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
+        temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
     )
 
 

@@ -335,8 +335,8 @@ def text_records(texts: Sequence[str]) -> Iterator[InputRecord]:
 
 
 def read_labeled(path: str | os.PathLike[str], *, text_field: str = "text", label_field: str = "label",
-                 limit: int | None = None, fmt: str | None = None) -> tuple[list[str], list[str | int]]:
-    """Texts and labels (label names, or integer indices as stored) from a labelled file.
+                 limit: int | None = None, fmt: str | None = None) -> tuple[list[str], list[str | int | list[str]]]:
+    """Texts and labels (label names, or integer indices as stored; multi-label: lists of names) from a labelled file.
 
     Any format ``classify`` reads: ``.jsonl``, ``.csv``/``.tsv`` (whose labels are strings),
     gzipped or not; a file name that names no format is read as JSON Lines. Only the first
@@ -349,7 +349,7 @@ def read_labeled(path: str | os.PathLike[str], *, text_field: str = "text", labe
             fmt = "jsonl"
     source = str(path)
     texts: list[str] = []
-    labels: list[str | int] = []
+    labels: list[str | int | list[str]] = []
     with InputFile(path) as infile:
         for line, fields, text in RecordReader(infile.stream, fmt, source=source, text_field=text_field):
             if label_field not in fields:
@@ -359,9 +359,10 @@ def read_labeled(path: str | os.PathLike[str], *, text_field: str = "text", labe
             label = fields[label_field]
             if not text.strip():
                 raise InputRecordError(source, line, f"field {text_field!r} must be a non-empty string")
-            if isinstance(label, bool) or not isinstance(label, (str, int)):
+            names_list = isinstance(label, list) and all(isinstance(item, str) for item in label)
+            if not names_list and (isinstance(label, bool) or not isinstance(label, (str, int))):
                 raise InputRecordError(source, line, f"field {label_field!r} must be a label name or an integer "
-                                                     f"index, got {label!r}")
+                                                     f"index (or, multi-label, a list of names), got {label!r}")
             texts.append(text)
             labels.append(label)
             if limit is not None and len(texts) >= limit:

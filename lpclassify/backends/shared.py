@@ -1,0 +1,57 @@
+"""Models loaded once per process: one llama.cpp backend per (model file, runtime settings).
+
+Loading a model costs time and memory; a grid search fits dozens of estimators on the same
+model. :func:`shared_backend` hands every caller asking for the same file (same size and
+modification time) with the same context size, batch size, threads and GPU layers the same
+loaded backend. The backend serializes its model calls, so classifiers may share it.
+
+>>> backend = shared_backend("models/smollm2.gguf", n_ctx=1024)            # doctest: +SKIP
+>>> backend is shared_backend("models/smollm2.gguf", n_ctx=1024)           # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from .base import ModelIdentity
+
+if TYPE_CHECKING:
+    from .llama_cpp import LlamaCppBackend
+
+Key = tuple[ModelIdentity, int, int, int | None, int]
+
+_lock = threading.Lock()
+_loaded: dict[Key, LlamaCppBackend] = {}
+
+
+def shared_backend(path: str | os.PathLike[str], *, n_ctx: int, batch_size: int = 8, threads: int | None = None,
+                   n_gpu_layers: int = 0, verbose: bool = False) -> LlamaCppBackend:
+    """The process's backend for this model file and these settings, loaded on first use."""
+    key: Key = (ModelIdentity.of_file(path), n_ctx, batch_size, threads, n_gpu_layers)
+    with _lock:
+        backend = _loaded.get(key)
+        if backend is None:
+            from .llama_cpp import LlamaCppBackend  # loads llama.cpp's shared library
+
+            backend = LlamaCppBackend(path, n_ctx=n_ctx, batch_size=batch_size, threads=threads,
+                                      n_gpu_layers=n_gpu_layers, verbose=verbose)
+            _loaded[key] = backend
+        return backend
+
+
+def loaded_count() -> int:
+    """How many backends this process holds (what tests check to see a model was loaded once)."""
+    with _lock:
+        return len(_loaded)
+
+
+def release_shared() -> None:
+    """Free every shared backend now (the next :func:`shared_backend` call loads again)."""
+    with _lock:
+        backends = list(_loaded.values())
+        _loaded.clear()
+    for backend in backends:
+        backend.close()

@@ -1,0 +1,148 @@
+"""``lpclassify tune``: choose prompt, verbalizers, normalization and calibration from labelled examples.
+
+    lpclassify tune -c questions.yaml -i dev.jsonl --label-field label -o questions.tuned.yaml --report tune.json
+
+The search is :mod:`lpclassify.tuning`'s; this module reads the examples, shows progress, writes
+the commented config (atomically: an interrupted run leaves no file) and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from ..records.files import atomic_output
+from ..records.writers import json_safe
+from ..runs import model_path
+from .common import EXIT_OK, Context, Subparsers, add_labelled_options, is_terminal, load_labelled, positive_int
+
+if TYPE_CHECKING:
+    from ..tuning import TuneResult
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "tune", help="choose prompt, verbalizers, normalization and calibration from labelled examples",
+        description="Search the config's prompt and those under search.prompts, surface variants of each "
+                    "label's completions (case, leading space, its name, words of its description, "
+                    "search.completions), normalize x aggregate x calibration (none, contextual, pmi) with and "
+                    "without a per-label bias and temperature fitted on the examples. Every candidate of one "
+                    "prompt is scored in one model pass. The choice is made by k-fold cross-validation and "
+                    "the accuracy reported is a nested cross-validation estimate (the whole search re-run "
+                    "without each fold, its winner scored on that fold). Writes the chosen config, commented.",
+        epilog="example:\n  lpclassify tune -c questions.yaml -i dev.jsonl -o questions.tuned.yaml --report tune.json")
+    add_labelled_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="BEST.yaml", help="the chosen config to write")
+    p.add_argument("--report", metavar="R.json", help="also write what was searched, chosen and estimated as JSON")
+    p.add_argument("--folds", type=positive_int, default=5, metavar="K", help="cross-validation folds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the fold assignment (default 0)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from ..evaluation import to_indices
+    from ..tuning import tune
+
+    out = sys.stdout
+    if Path(args.output).suffix.lower() not in (".yaml", ".yml"):
+        raise InputError(f"-o {args.output}: the chosen config is YAML; name it with .yaml or .yml")
+    data = load_labelled(args, ctx)  # the base config as it is: its calibration is the baseline and the first tried
+    clf = data.clf
+    y = to_indices(data.labels, clf.config.label_names, data.label_order)
+    config = clf.config
+    if getattr(args, "model", None):  # the choice is the model's: record the one it was made with
+        from dataclasses import replace
+
+        config = replace(config, model=args.model)
+    result = tune(config, clf.backend, data.texts, y, folds=args.folds, seed=args.seed,
+                  progress=_progress(sys.stderr))
+    header = describe(result, base=args.config, source=args.input, model=model_path(clf))
+    from ..config.dump import config_yaml
+
+    with atomic_output(args.output) as stream:
+        stream.write(config_yaml(result.config, header))
+    if args.report:
+        document = {"config": str(args.config), "input": str(args.input), "model": str(model_path(clf)),
+                    "output": str(args.output), **result.as_dict()}
+        with atomic_output(args.report) as stream:
+            stream.write(json.dumps(json_safe(document), indent=1) + "\n")
+    out.write(summary(result))
+    out.write(f"wrote {args.output}" + (f" and {args.report}" if args.report else "") + "\n")
+    return EXIT_OK
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
+    """The comment on top of the written config: where it came from, what was chosen, the estimate."""
+    s = result.setting
+    today = datetime.date.today().isoformat()
+    lines = [
+        f"Written by `lpclassify tune` on {today} from {base}, model {Path(str(model)).name if model else '?'}.",
+        f"Chosen among {result.n_settings} settings ({len(result.prompts)} prompt(s) x verbalizer sets x normalize x "
+        "aggregate x calibration x fitted bias/temperature, then per-label verbalizer refinement)",
+        f"by {result.folds}-fold cross-validation on {result.n_examples} labelled examples from {source}.",
+        "",
+        f"Estimated accuracy: {_pct(result.estimate.accuracy)} (nested {result.folds}-fold cross-validation: the whole "
+        "search re-run without each fold,",
+        f"its winner scored on that fold). The chosen setting's own cross-validated accuracy, "
+        f"{_pct(result.selection.accuracy)}, is optimistic (a maximum).",
+    ]
+    if result.baseline is not None:
+        lines.append(f"The base config as it was: {_pct(result.baseline.accuracy)} on the same examples.")
+    lines += [
+        "",
+        f"Chosen: prompt {s.prompt + 1} of {len(result.prompts)}, verbalizer '{s.verbalizer}', "
+        f"normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}" + (",", ".")[not s.fit],
+    ]
+    if s.fit:
+        lines += [f"per-label bias and temperature fitted on all {result.n_examples} examples "
+                  "(labels.*.bias: nats added to a label's log-probability;",
+                  "scoring.temperature: calibrated log-probabilities are divided by it; both may be edited by hand)."]
+    return "\n".join(lines)
+
+
+def summary(result: TuneResult) -> str:
+    s = result.setting
+    lines = [f"searched {result.n_settings} settings x {result.folds + 1} selections on {result.n_examples} examples "
+             f"in {result.seconds:.1f} s",
+             f"estimated accuracy {_pct(result.estimate.accuracy)} (nested {result.folds}-fold cross-validation; "
+             f"the chosen setting's own CV accuracy {_pct(result.selection.accuracy)} is optimistic)"]
+    if result.baseline is not None:
+        lines.append(f"base config as it was: {_pct(result.baseline.accuracy)} on the same examples")
+    lines.append(f"chosen: {s.describe()}")
+    if s.fit:
+        names = [label.name for label in result.config.labels]
+        lines.append(f"  temperature {result.temperature:.3f}, bias "
+                     + ", ".join(f"{n} {b:+.3f}" for n, b in zip(names, result.bias, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def _progress(stream: Any) -> Any:
+    """A progress bar per phase (scoring each prompt, then the search) on ``stream``, when it is a terminal."""
+    if not is_terminal(stream):
+        return None
+    from ..runs import progress_bar
+
+    bars: dict[str, Any] = {}
+
+    def report(phase: str, done: int, total: int) -> None:
+        if phase not in bars:
+            for other in bars.values():
+                other.close()
+            unit = "setting" if phase == "search" else "text"
+            bars[phase] = progress_bar(stream, total=total, desc="searched" if phase == "search" else f"scored {phase}",
+                                       unit=unit)
+        bar = bars[phase]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report

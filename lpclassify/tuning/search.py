@@ -1,0 +1,232 @@
+"""The search itself, on scores already computed: pure numpy, no model.
+
+A :class:`Setting` is one way to classify: a prompt, per-label completions, a normalization,
+an aggregation, a label-free calibration (``none``, ``contextual``, ``pmi``) and whether a
+per-label bias and temperature are fitted on the labelled examples. Every setting of one prompt
+reads the columns of the same :class:`PromptScores` (one model pass), so trying hundreds costs
+milliseconds each.
+
+Honesty: :func:`select` picks the setting with the best k-fold cross-validated accuracy (ties:
+lower log-loss, then the earlier setting); the bias and temperature are fitted on the training
+folds only. That best score is optimistic (it is a maximum over many settings), so
+:func:`nested_estimate` repeats the whole selection inside each outer training split and scores
+the winner on the outer held-out fold it never saw: that is the accuracy ``tune`` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..calibration import apply_prior, fit_bias_temperature, mean_prior
+from ..normalize import aggregate, normalize, safe_log, softmax
+
+CALIBRATIONS = ("none", "contextual", "pmi")
+# Cross-validation fits stop earlier than the final one: a ranking of settings needs less precision.
+CV_FIT = {"tol": 1e-6, "max_steps": 30}
+Progress = Callable[[int], None]  # called with the number of settings just evaluated
+
+
+@dataclass(frozen=True)
+class PromptScores:
+    """One prompt's model pass: every candidate's summed log-prob on the labelled texts and the references."""
+
+    prompt: str
+    columns: tuple[tuple[int, str], ...]  # (label index, completion) per column
+    logprobs: np.ndarray  # (n_texts, n_columns)
+    n_tokens: np.ndarray  # (n_texts, n_columns)
+    content_free: np.ndarray  # (n_content_free, n_columns) logprobs
+    content_free_tokens: np.ndarray  # (n_content_free, n_columns)
+    neutral: np.ndarray  # (n_columns,): logprobs after the template with an empty text (PMI)
+
+    def column(self, label: int, completion: str) -> int:
+        return self.columns.index((label, completion))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One candidate classifier (see the module docstring)."""
+
+    prompt: int
+    verbalizer: str  # the style it came from ("config", "name", ...), "+refined" after per-label changes
+    completions: tuple[tuple[str, ...], ...]  # per label
+    normalize: str
+    aggregate: str
+    calibration: str
+    fit: bool
+
+    def describe(self) -> str:
+        fit = " + fitted bias/temperature" if self.fit else ""
+        return (f"prompt {self.prompt}, verbalizer {self.verbalizer}, normalize {self.normalize}, "
+                f"aggregate {self.aggregate}, calibration {self.calibration}{fit}")
+
+
+@dataclass(frozen=True)
+class Score:
+    accuracy: float
+    log_loss: float
+
+    def key(self) -> tuple[float, float]:
+        return (round(self.accuracy, 12), -self.log_loss)
+
+
+def label_log_probs(scores: PromptScores, setting: Setting) -> np.ndarray:
+    """The setting's label-free log-probabilities of every text, ``(n_texts, n_labels)``."""
+    cols = [scores.column(i, c) for i, found in enumerate(setting.completions) for c in found]
+    owners = [scores.columns[c][0] for c in cols]
+    n_labels = len(setting.completions)
+    chars = np.array([len(scores.columns[c][1].strip()) or 1 for c in cols])
+
+    def probs(logprobs: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+        normalized = normalize(logprobs[:, cols], n_tokens[:, cols], chars, setting.normalize)
+        return softmax(aggregate(normalized, owners, n_labels, setting.aggregate))
+
+    logprobs = scores.logprobs
+    if setting.calibration == "pmi":
+        logprobs = logprobs - scores.neutral[None, :]
+    p = probs(logprobs, scores.n_tokens)
+    if setting.calibration == "contextual":
+        p = apply_prior(p, mean_prior(probs(scores.content_free, scores.content_free_tokens)))
+    return safe_log(p)
+
+
+def folds_of(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """A fold number per row, stratified by label (each fold gets its share of every label); deterministic."""
+    y = np.asarray(y)
+    order = np.random.default_rng(seed).permutation(len(y))
+    order = order[np.argsort(y[order], kind="stable")]
+    out = np.empty(len(y), dtype=np.int64)
+    out[order] = np.arange(len(y)) % max(2, min(k, len(y)))
+    return out
+
+
+def held_out_log_probs(log_probs: np.ndarray, y: np.ndarray, rows: np.ndarray, folds: np.ndarray,
+                       fit: bool) -> np.ndarray:
+    """Log-probabilities of ``rows``, each from a bias/temperature fitted on the other folds' rows (``fit``)."""
+    if not fit:
+        return log_probs[rows]
+    out = np.empty((len(rows), log_probs.shape[1]))
+    for fold in np.unique(folds):
+        test = folds == fold
+        train = rows[~test]
+        params = fit_bias_temperature(log_probs[train], y[train], **CV_FIT)
+        out[test] = np.log(np.clip(params.apply(log_probs[rows[test]]), 1e-300, None))
+    return out
+
+
+def score_of(log_probs: np.ndarray, y: np.ndarray) -> Score:
+    accuracy = float(np.mean(log_probs.argmax(axis=1) == y))
+    return Score(accuracy, float(-np.mean(log_probs[np.arange(len(y)), y])))
+
+
+class Search:
+    """Settings over some prompts' scores, with their label-free log-probabilities cached."""
+
+    def __init__(self, scores: Sequence[PromptScores], y: np.ndarray, settings: Sequence[Setting],
+                 options: Sequence[Sequence[Sequence[tuple[str, ...]]]], *, folds: int = 5, seed: int = 0) -> None:
+        self.scores = list(scores)
+        self.y = np.asarray(y, dtype=np.int64)
+        self.settings = list(settings)
+        self.options = options  # per prompt, per label: completion sets the refinement tries
+        self.k = folds
+        self.seed = seed
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def log_probs(self, setting: Setting) -> np.ndarray:
+        key = (setting.prompt, setting.completions, setting.normalize, setting.aggregate, setting.calibration)
+        if key not in self._cache:
+            self._cache[key] = label_log_probs(self.scores[setting.prompt], setting)
+        return self._cache[key]
+
+    def cv_score(self, setting: Setting, rows: np.ndarray) -> Score:
+        """Cross-validated score of ``setting`` on ``rows`` (the fit, if any, never sees the row it scores)."""
+        folds = folds_of(self.y[rows], self.k, self.seed)
+        return score_of(held_out_log_probs(self.log_probs(setting), self.y, rows, folds, setting.fit), self.y[rows])
+
+    def steps_per_select(self) -> int:
+        return len(self.settings) + max(sum(len(o) for o in per_prompt) for per_prompt in self.options)
+
+    def select(self, rows: np.ndarray, progress: Progress | None = None) -> tuple[Setting, Score]:
+        """The best setting on ``rows`` by cross-validation, then one pass of per-label verbalizer refinement."""
+        best, best_score = self.settings[0], self.cv_score(self.settings[0], rows)
+        for setting in self.settings[1:]:
+            score = self.cv_score(setting, rows)
+            if score.key() > best_score.key():
+                best, best_score = setting, score
+        if progress:
+            progress(len(self.settings))
+        for label, options in enumerate(self.options[best.prompt]):
+            for option in options:
+                if option == best.completions[label]:
+                    continue
+                completions = (*best.completions[:label], option, *best.completions[label + 1:])
+                verbalizer = best.verbalizer if best.verbalizer.endswith("+refined") else best.verbalizer + "+refined"
+                candidate = replace(best, completions=completions, verbalizer=verbalizer)
+                score = self.cv_score(candidate, rows)
+                if score.key() > best_score.key():
+                    best, best_score = candidate, score
+        if progress:
+            progress(self.steps_per_select() - len(self.settings))
+        return best, best_score
+
+    def predict_held_out(self, setting: Setting, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Log-probabilities of ``test`` rows under ``setting``, fitted (if it fits) on ``train`` rows only."""
+        log_probs = self.log_probs(setting)
+        if not setting.fit:
+            return log_probs[test]
+        params = fit_bias_temperature(log_probs[train], self.y[train])
+        return np.log(np.clip(params.apply(log_probs[test]), 1e-300, None))
+
+
+@dataclass(frozen=True)
+class OuterFold:
+    """One outer fold of the nested cross-validation: what was chosen without it, and how it did on it."""
+
+    test_rows: tuple[int, ...]
+    chosen: Setting
+    inner: Score  # the winner's cross-validated score on the training rows (optimistic)
+    held_out: Score  # its score on this fold's rows, which the choice never saw
+
+
+def nested_estimate(search: Search, progress: Progress | None = None) -> tuple[Score, list[OuterFold]]:
+    """Accuracy of the whole procedure (selection + fit) on rows it never saw: k outer folds, selection inside each."""
+    n = len(search.y)
+    rows = np.arange(n)
+    outer = folds_of(search.y, search.k, search.seed + 1)
+    log_probs = np.empty((n, len(search.settings[0].completions)))
+    result = []
+    for fold in np.unique(outer):
+        test, train = rows[outer == fold], rows[outer != fold]
+        chosen, inner = search.select(train, progress)
+        held = search.predict_held_out(chosen, train, test)
+        log_probs[test] = held
+        result.append(OuterFold(tuple(int(i) for i in test), chosen, inner, score_of(held, search.y[test])))
+    return score_of(log_probs, search.y), result
+
+
+def settings_for(n_prompts: int, styles: Sequence[dict[str, tuple[tuple[str, ...], ...]]],
+                 normalizations: Sequence[str], aggregations: Sequence[str],
+                 calibrations: Sequence[str] = CALIBRATIONS, fits: Sequence[bool] = (False, True)) -> list[Setting]:
+    """Every combination that can differ, the first being the first prompt's first style.
+
+    Left out because they compute the same thing as a setting that is in: ``max`` where every label
+    has one completion (it equals ``logsumexp`` then); a fitted bias on top of ``contextual`` (dividing
+    by a prior adds ``-log prior`` to each label's log-probability, which the free per-label bias
+    absorbs: it is ``none`` + fit, up to the fit's small ridge penalty), and on top of ``pmi`` where
+    every label has one completion (subtracting a per-completion constant is then a per-label one).
+    """
+    out = []
+    for prompt in range(n_prompts):
+        for style, completions in styles[prompt].items():
+            several = any(len(c) > 1 for c in completions)
+            for norm in normalizations:
+                for agg in (aggregations if several else aggregations[:1]):
+                    for calibration in calibrations:
+                        for fit in fits:
+                            if fit and "none" in calibrations and (
+                                    calibration == "contextual" or (calibration == "pmi" and not several)):
+                                continue
+                            out.append(Setting(prompt, style, completions, norm, agg, calibration, fit))
+    return out
