@@ -49,16 +49,3 @@ def template_fields(*templates: str) -> tuple[str, ...]:
     """Every placeholder name of ``templates``, first use first, each once."""
     names = (part.name for template in templates for part in parse_template(template) if isinstance(part, Field))
     return tuple(dict.fromkeys(names))
-
-
-def substitute(template: str, values: dict[str, str]) -> str:
-    """``template`` with the placeholders in ``values`` replaced, others kept as ``{name}`` and
-    literal braces escaped again: the result is still a template."""
-    out = []
-    for part in parse_template(template):
-        if isinstance(part, Field):
-            out.append(values[part.name].replace("{", "{{").replace("}", "}}") if part.name in values
-                       else "{" + part.name + "}")
-        else:
-            out.append(part.replace("{", "{{").replace("}", "}}"))
-    return "".join(out)
