@@ -162,7 +162,8 @@ class Prompter:
         out = {}
         for name in self.fields:
             if name not in value:
-                hint = difflib.get_close_matches(name, [str(k) for k in value], n=1)
+                keys = [str(k) for k in value]
+                hint = [k for k in keys if k.lower() == name.lower()] or difflib.get_close_matches(name, keys, n=1)
                 extra = f"; did you mean {hint[0]!r}?" if hint else ""
                 raise InputError(f"no field {name!r} in the input (its fields: {', '.join(map(repr, value)) or 'none'})"
                                  f", which the prompt uses as {{{name}}}{extra}")

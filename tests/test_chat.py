@@ -38,9 +38,9 @@ TEXTS = ["An absolute joy from start to finish.",
 
 
 @functools.cache
-def control_tokens(model) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def control_tokens(path: str) -> dict[str, int]:
     """Every control token of the vocabulary by its text: what may only come from a template."""
-    vocab = llama_cpp.llama_model_get_vocab(model)
+    vocab = llama_cpp.llama_model_get_vocab(_model(path))
     out = {}
     for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
         if llama_cpp.llama_vocab_get_attr(vocab, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
@@ -58,9 +58,10 @@ def plain_tokens(model, text: str) -> list[int]:  # type: ignore[no-untyped-def]
     return list(ids[:n])
 
 
-def independent_tokens(model, text: str, template_spans: list[tuple[int, int]]) -> list[int]:  # type: ignore[no-untyped-def]
+def independent_tokens(path: str, text: str, template_spans: list[tuple[int, int]]) -> list[int]:
     """Control tokens where their text lies inside a template span; all other text tokenized as text."""
-    specials = control_tokens(model)
+    model = _model(path)
+    specials = control_tokens(path)
     pattern = re.compile("|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)))
     out: list[int] = []
     start = 0
@@ -95,9 +96,9 @@ def test_chat_scores_equal_an_independent_computation(smollm2_backend) -> None:
     for i, text in enumerate(TEXTS):
         prompt, spans = rendered_chat(model, text)
         assert prompt.endswith("<|im_start|>assistant\n")  # the reply starts after the template's newline
-        prompt_ids = independent_tokens(model, prompt, spans)
+        prompt_ids = independent_tokens(str(path), prompt, spans)
         for j, completion in enumerate(("positive", "Positive", " positive", "negative", "not good at all")):
-            full = independent_tokens(model, prompt + completion, spans)
+            full = independent_tokens(str(path), prompt + completion, spans)
             assert full[:len(prompt_ids)] == prompt_ids
             expected = independent_logprobs(path, prompt_ids, full[len(prompt_ids):]).sum()
             assert fast.n_tokens[i, j] == len(full) - len(prompt_ids)

@@ -128,5 +128,5 @@ def test_long_inputs_shorten_the_chosen_field_only() -> None:
     encoded, truncated = clf.encode(record)
     assert truncated and "short one" in "".join(map(chr, encoded.prompt)) and encoded.n_tokens <= 120
     clf = Classifier.from_config({**config, "runtime": {"shorten_field": "a"}}, backend=Small())
-    with pytest.raises(InputError, match="not even one character"):
+    with pytest.raises(InputError, match="leaves no room for the text in n_ctx=120"):
         clf.encode(record)  # b alone does not fit, and only a may be cut
