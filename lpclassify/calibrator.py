@@ -22,6 +22,7 @@ from .calibration.priors import Domain
 from .calibration.references import ReferenceCache
 from .calibration.store import write_calibration_file
 from .errors import ConfigError, InputError
+from .inputs import Input, input_words
 from .normalize import label_bias, label_scores, normalize, safe_log, softmax, yes_bias, yes_no_scores
 from .scorer import Scorer
 from .scores import RawScores
@@ -34,9 +35,14 @@ class Calibrator:
         self.config = scorer.config
         self.scorer = scorer
         self.model_name = model.name
-        self.references = ReferenceCache(scorer.raw_scores, scorer.slots, model=model.cache_key(),
-                                         setting={"pairs": scorer.prompts("{text}"), "mode": self.config.decision.mode,
-                                                  "n_ctx": scorer.backend.n_ctx})
+        setting: dict[str, object] = {"pairs": scorer.display_pairs(), "mode": self.config.decision.mode,
+                                      "n_ctx": scorer.backend.n_ctx}
+        if specials := scorer.template_specials():  # special tokens in the template change the tokens
+            setting["special_tokens"] = specials
+        # A reference text (content-free, neutral, domain) fills every field of the prompt.
+        self.references = ReferenceCache(
+            lambda texts: scorer.raw_scores([scorer.prompter.fill_all(t) for t in texts]), scorer.slots,
+            model=model.cache_key(), setting=setting)
         self._state: calibration.CalibrationState | None = None
         self._state_lock = threading.Lock()
 
@@ -111,9 +117,9 @@ class Calibrator:
 
     # ------------------------------------------------------------------ fitting
 
-    def fit_domain(self, texts: Sequence[str], *, n_samples: int = 20, seed: int = 0) -> None:
+    def fit_domain(self, texts: Sequence[Input], *, n_samples: int = 20, seed: int = 0) -> None:
         try:
-            inputs = calibration.domain_inputs(list(texts), n_samples=n_samples, seed=seed)
+            inputs = calibration.domain_inputs([input_words(t) for t in texts], n_samples=n_samples, seed=seed)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         state = self.state

@@ -27,6 +27,7 @@ from .calibrator import Calibrator, label_indices
 from .config import Config, load_config
 from .decision import Prediction, decide
 from .errors import InputError
+from .inputs import Input, is_blank
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
@@ -74,19 +75,19 @@ class Classifier:
 
     # ------------------------------------------------------------------ scoring
 
-    def prompts(self, text: str) -> list[tuple[str, str]]:
-        """The (prompt, completion) pairs scored for ``text``, one per candidate."""
+    def prompts(self, text: Input) -> list[tuple[str, str]]:
+        """The (prompt, completion) pairs scored for ``text`` (or a record of fields), one per candidate."""
         return self.scorer.prompts(text)
 
-    def encode(self, text: str) -> tuple[EncodedText, bool]:
+    def encode(self, text: Input) -> tuple[EncodedText, bool]:
         """Tokenize a text's candidates, shortened if they do not fit (the first window in chunk mode)."""
         windows, truncated = self.scorer.encode_windows(text)
         return windows[0], truncated
 
-    def encode_windows(self, text: str) -> tuple[list[EncodedText], bool]:
+    def encode_windows(self, text: Input) -> tuple[list[EncodedText], bool]:
         return self.scorer.encode_windows(text)
 
-    def raw_scores(self, texts: Sequence[str], *, reference: bool = False) -> RawScores:
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
         """Summed log-probs of every candidate for every text: one model pass (``reference``: the oracle's)."""
         return self.scorer.raw_scores(texts, reference=reference)
 
@@ -134,7 +135,7 @@ class Classifier:
         """Mean label probabilities on random in-domain word strings (see :meth:`fit_domain`)."""
         return self.calibrator.domain_prior(normalize=normalize)
 
-    def fit_domain(self, texts: Sequence[str], *, n_samples: int = 20, seed: int = 0) -> Classifier:
+    def fit_domain(self, texts: Sequence[Input], *, n_samples: int = 20, seed: int = 0) -> Classifier:
         """Use domain-context calibration (Fei et al. 2023) with in-domain, unlabelled ``texts``; returns self.
 
         The content-free inputs are ``n_samples`` strings of random words drawn from ``texts``
@@ -143,7 +144,7 @@ class Classifier:
         self.calibrator.fit_domain(texts, n_samples=n_samples, seed=seed)
         return self
 
-    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> Classifier:
+    def fit(self, texts: Sequence[Input], labels: Sequence[Any]) -> Classifier:
         """Fit per-label biases and a temperature on labelled examples and use them; returns self.
 
         ``labels`` are label names or indices (in the config's label order). The fit minimizes
@@ -182,21 +183,21 @@ class Classifier:
 
     # ------------------------------------------------------------------ classifying
 
-    def classify(self, text: str) -> Prediction:
-        """Classify one text."""
+    def classify(self, text: Input) -> Prediction:
+        """Classify one text, or a record (a mapping) of the fields the prompt uses."""
         return self.classify_many([text])[0]
 
-    def classify_many(self, texts: Iterable[str]) -> list[Prediction]:
+    def classify_many(self, texts: Iterable[Input]) -> list[Prediction]:
         """Classify many texts (list in, list out); see :meth:`iter_classify` for streams."""
         return list(self.iter_classify(texts))
 
-    def iter_classify(self, texts: Iterable[str], *, chunk_size: int | None = None) -> Iterator[Prediction]:
+    def iter_classify(self, texts: Iterable[Input], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
         size = chunk_size or max(1, self.config.runtime.batch_size) * 4
         if chunk_size is None and self.config.scoring.calibration == "batch":
             # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
             size = max(size, BATCH_CHUNK)
-        chunk: list[str] = []
+        chunk: list[Input] = []
         for text in texts:
             chunk.append(text)
             if len(chunk) >= size:
@@ -205,13 +206,13 @@ class Classifier:
         if chunk:
             yield from self._classify_chunk(chunk)
 
-    def _classify_chunk(self, texts: Sequence[str]) -> list[Prediction]:
+    def _classify_chunk(self, texts: Sequence[Input]) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(texts)
         live: list[int] = []
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"expected a string, got {type(text).__name__}")
-            if text.strip():
+            if not isinstance(text, (str, Mapping)):
+                raise InputError(f"expected a string (or a mapping of the prompt's fields), got {type(text).__name__}")
+            if not is_blank(text):
                 live.append(i)
             elif self.config.runtime.empty_text == "abstain":
                 results[i] = Prediction(None, {name: float("nan") for name in self.config.label_names},
@@ -231,7 +232,7 @@ class Classifier:
         probs = self.probabilities(raw) if probabilities is None else probabilities
         return decide(self.config, raw, probs)
 
-    def explain(self, text: str) -> Explanation:
+    def explain(self, text: Input) -> Explanation:
         """Every number behind the decision for ``text``: prompts, token log-probs, label scores, probabilities."""
         from .explanation import explain
 
@@ -239,11 +240,11 @@ class Classifier:
 
     # ------------------------------------------------------------------ scikit-learn style
 
-    def predict(self, texts: Iterable[str]) -> list[str | None]:
+    def predict(self, texts: Iterable[Input]) -> list[str | None]:
         """Label per text (None where it abstained), scikit-learn style."""
         return [p.label for p in self.classify_many(texts)]
 
-    def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
+    def predict_proba(self, texts: Iterable[Input]) -> np.ndarray:
         """Probabilities (n_texts, n_labels) in the order of :attr:`classes_`."""
         predictions = self.classify_many(texts)
         return np.array([[p.probabilities[name] for name in self.classes_] for p in predictions]).reshape(

@@ -39,6 +39,7 @@ import numpy as np
 from . import calibration, metrics
 from .config import NORMALIZATIONS
 from .errors import InputError
+from .inputs import Input
 from .normalize import safe_log
 from .records.writers import json_safe
 from .scores import RawScores
@@ -71,7 +72,7 @@ def to_indices(labels: Sequence[Any], names: Sequence[str], label_order: Sequenc
 # --------------------------------------------------------------------------- scoring
 
 
-def score_texts(clf: Classifier, texts: Sequence[str], *, chunk: int = 64,
+def score_texts(clf: Classifier, texts: Sequence[Input], *, chunk: int = 64,
                 progress: Callable[[int, int], None] | None = None) -> RawScores:
     """The one model pass: raw scores of every text (in chunks, to report progress)."""
     parts = []
@@ -82,7 +83,7 @@ def score_texts(clf: Classifier, texts: Sequence[str], *, chunk: int = 64,
     return RawScores.concat(parts)
 
 
-def method_probabilities(clf: Classifier, raw: RawScores, texts: Sequence[str], y: np.ndarray, method: str,
+def method_probabilities(clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray, method: str,
                          normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
     """Probabilities of every text under ``method``/``normalize`` and a note saying how they were obtained.
 
@@ -157,7 +158,7 @@ def report_from_probabilities(labels: Sequence[str], probabilities: np.ndarray, 
         note=note)
 
 
-def _prepare(clf: Classifier, texts: Sequence[str], labels: Sequence[Any], raw: RawScores | None,
+def _prepare(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], raw: RawScores | None,
              label_order: Sequence[str] | None) -> tuple[RawScores, np.ndarray]:
     if clf.config.decision.mode != "single":
         raise InputError("evaluation supports single-label configs (decision.mode: single)")
@@ -171,7 +172,7 @@ def _prepare(clf: Classifier, texts: Sequence[str], labels: Sequence[Any], raw: 
     return raw, y
 
 
-def evaluate(clf: Classifier, texts: Sequence[str], labels: Sequence[Any], *, raw: RawScores | None = None,
+def evaluate(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, raw: RawScores | None = None,
              method: str | None = None, normalize: str | None = None, label_order: Sequence[str] | None = None,
              thresholds: Sequence[float] = metrics.DEFAULT_THRESHOLDS) -> EvalReport:
     """Metrics of the classifier as configured (or with ``method``/``normalize`` overridden).
@@ -208,7 +209,7 @@ class CompareRow:
         return dict(self.__dict__)
 
 
-def compare(clf: Classifier, texts: Sequence[str], labels: Sequence[Any], *, raw: RawScores | None = None,
+def compare(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, raw: RawScores | None = None,
             label_order: Sequence[str] | None = None, methods: Sequence[str] | None = None,
             normalizations: Sequence[str] = NORMALIZATIONS, few_shot: int = FEW_SHOT) -> list[CompareRow]:
     """Every calibration method x every normalization, from ONE model pass over ``texts``.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .decision import Prediction, thresholds
+from .inputs import Input
 from .normalize import label_scores, normalize, yes_no_scores
 from .records.writers import json_safe
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 class Explanation:
     """One text's prompts, per-token log-probs, label scores, probabilities and decision."""
 
-    text: str
+    text: Input
     config: dict[str, Any]
     model: dict[str, Any]
     prompts: list[str]
@@ -37,11 +38,13 @@ class Explanation:
     probabilities: dict[str, float]
     prediction: Prediction
     why: str
+    special_tokens: tuple[str, ...] = ()  # special tokens of the template text (never of the input)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers as None)."""
         return {
-            "text": self.text, "config": self.config, "model": self.model, "prompts": self.prompts,
+            "text": self.text if isinstance(self.text, str) else dict(self.text), "config": self.config,
+            "model": self.model, "prompts": self.prompts, "special_tokens": list(self.special_tokens),
             "truncated": self.truncated, "chunks": self.chunks, "completions": self.completions,
             "label_scores": self.label_scores, "prior": self.prior,
             "probabilities_uncalibrated": self.probabilities_uncalibrated, "probabilities": self.probabilities,
@@ -49,8 +52,8 @@ class Explanation:
         }
 
 
-def explain(clf: Classifier, text: str) -> Explanation:
-    """Score ``text`` and keep every intermediate number."""
+def explain(clf: Classifier, text: Input) -> Explanation:
+    """Score ``text`` (or a record of the prompt's fields) and keep every intermediate number."""
     config = clf.config
     backend = clf.backend
     slots = clf.scorer.slots
@@ -113,6 +116,7 @@ def explain(clf: Classifier, text: str) -> Explanation:
         probabilities={name: float(p) for name, p in zip(names, after, strict=True)},
         prediction=prediction,
         why=decision_reason(config, prediction, per_label),
+        special_tokens=tuple(clf.scorer.template_specials()),
     )
 
 

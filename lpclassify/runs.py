@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import InputError, LpclassifyError, one_line
+from .inputs import Input, is_blank
 from .records.readers import InputFile, InputRecord, InputRecordError, RecordReader, input_format_for, text_records
 from .records.resume import RejectedLog, fingerprint
 from .records.writers import Writer
@@ -80,11 +81,12 @@ class Records:
 
 
 def open_records(stack: contextlib.ExitStack, *, texts: Sequence[str] = (), path: str | None = None,
-                 fmt: str | None = None, text_field: str = "text", stdin: TextIO | None = None) -> Records:
+                 fmt: str | None = None, text_field: str = "text", stdin: TextIO | None = None,
+                 fields: Sequence[str] | None = None) -> Records:
     """The records to classify: ``texts``, else the file ``path`` (``-``: stdin), else ``stdin`` line by line.
 
     ``fmt`` is the input format (default: from the file name; ``txt`` for stdin); an opened
-    file is closed by ``stack``.
+    file is closed by ``stack``. ``fields``: the fields the prompt uses (see :class:`RecordReader`).
     """
     if texts and path:
         raise InputError("give texts as arguments or with --input, not both")
@@ -93,7 +95,8 @@ def open_records(stack: contextlib.ExitStack, *, texts: Sequence[str] = (), path
     if path and path != "-":
         fmt = fmt or input_format_for(path)
         infile = stack.enter_context(InputFile(path))
-        return Records(RecordReader(infile.stream, fmt, source=path, text_field=text_field), path, file=infile)
+        return Records(RecordReader(infile.stream, fmt, source=path, text_field=text_field, fields=fields), path,
+                       file=infile)
     if stdin is None:
         raise InputError("no texts given and there is no standard input to read them from")
     stream = getattr(stdin, "buffer", None)
@@ -102,7 +105,8 @@ def open_records(stack: contextlib.ExitStack, *, texts: Sequence[str] = (), path
     interactive = False
     with contextlib.suppress(AttributeError, ValueError):
         interactive = stdin.isatty()
-    reader = RecordReader(stream, fmt or "txt", source="<stdin>", text_field=text_field)  # type: ignore[arg-type]
+    reader = RecordReader(stream, fmt or "txt", source="<stdin>", text_field=text_field,  # type: ignore[arg-type]
+                          fields=fields)
     return Records(reader, "<stdin>", interactive=interactive)
 
 
@@ -182,7 +186,7 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
     truncated = 0
     reading_failed = False  # the input's own errors name their place already
 
-    def texts() -> Iterator[str]:
+    def texts() -> Iterator[Input]:
         nonlocal reading_failed
         try:
             yield from read()
@@ -190,13 +194,13 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
             reading_failed = True
             raise
 
-    def read() -> Iterator[str]:
+    def read() -> Iterator[Input]:
         nonlocal seen
         for item in records.items():
             seen += 1
             if seen <= skip:
                 continue
-            if isinstance(item, InputRecord) and not allow_empty and not item.text.strip():
+            if isinstance(item, InputRecord) and not allow_empty and is_blank(item.text):
                 if rejected is None:
                     raise _record_error(records, item.line, EMPTY_TEXT)
                 item = InputRecordError(records.source, item.line, EMPTY_TEXT, item.fields)

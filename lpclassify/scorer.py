@@ -1,73 +1,101 @@
-"""A config's prompts, tokenized and scored by a backend: texts -> :class:`~lpclassify.scores.RawScores`.
+"""A config's prompts, tokenized and scored by a backend: inputs -> :class:`~lpclassify.scores.RawScores`.
 
-The scorer renders each text into its (prompt, completion) pairs, encodes them jointly
-(shortening texts that do not fit, or cutting them into windows), asks the backend for
-per-token log-probs and sums them per completion. It knows nothing of calibration or
-decisions.
+The scorer renders each input (a text, or a record of the prompt's fields) into its (prompt,
+completion) pairs, encodes them jointly (shortening inputs that do not fit, or cutting them
+into windows), asks the backend for per-token log-probs and sums them per completion. It knows
+nothing of calibration or decisions.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .backends.base import Backend
 from .config import Config
+from .inputs import Input
 from .long_inputs import Fitter
-from .prompts import describe_labels, render, static_prefix
+from .prompts import Prompter
 from .scores import CompletionScore, RawScores, completion_score, mean_score
 from .slots import completion_chars, make_slots
-from .tokenization import EncodedText, encode_pairs
+from .tokenization import EncodedText, Prompt, encode_pairs, tokenize_prompt
 
 
 class Scorer:
-    """Scores texts for one config on one backend. Threads may share it (model calls are serialized)."""
+    """Scores inputs for one config on one backend. Threads may share it (model calls are serialized)."""
 
     def __init__(self, config: Config, backend: Backend) -> None:
         self.config = config
         self.backend = backend
         self.slots = make_slots(config)
-        self._labels_text = describe_labels(config.labels)
-        self._fitter = Fitter(lambda text: encode_pairs(backend.tokenize, self.prompts(text)), backend.n_ctx)
-        # The part of every prompt before the text: the backend may decode it once and keep it.
-        self.prefix = tuple(backend.tokenize(self._static_prefix(), True))
+        model = backend.identity().name or "the model"
+        self.prompter = Prompter(config, backend.chat_template() if config.chat else None, model=model)
+        self._specials: dict[str, Mapping[str, int]] = {}
+        field = self.prompter.fields[0]
+        self._fitter = Fitter(lambda text: self.encode({field: text}), backend.n_ctx)
+        # The part of every prompt before the input: the backend may decode it once and keep it.
+        self.prefix = tuple(tokenize_prompt(backend.tokenize, self.prompter.frames[0].prefix(), True, self.specials))
         self._lock = threading.Lock()
 
-    def _static_prefix(self) -> str:
-        if self.config.decision.mode == "single":
-            return static_prefix(self.config.prompt, labels=self._labels_text)
-        first = self.config.labels[0]
-        return static_prefix(self.config.prompt, label=first.name, description=first.description or first.name)
+    def specials(self, text: str) -> Mapping[str, int]:
+        """The special tokens in a piece of template text (asked of the backend once per piece)."""
+        found = self._specials.get(text)
+        if found is None:
+            found = self._specials[text] = self.backend.special_tokens(text)
+        return found
 
-    def prompts(self, text: str) -> list[tuple[str, str]]:
-        """The (prompt, completion) pairs scored for ``text``, one per candidate slot."""
-        if self.config.decision.mode == "single":
-            prompt = render(self.config.prompt, text=text, labels=self._labels_text)
+    def template_specials(self) -> list[str]:
+        """Every special token the templates hold (part of what reference-score caches key on)."""
+        return sorted({token for frame in self.prompter.frames for text in frame.template_text()
+                       for token in self.specials(text)})
+
+    def pairs(self, values: Mapping[str, str]) -> list[tuple[Prompt, str]]:
+        """The (prompt, completion) pairs scored for an input's field values, one per candidate slot."""
+        frames = self.prompter.frames
+        if len(frames) == 1:
+            prompt = frames[0].fill(values)
             return [(prompt, slot.completion) for slot in self.slots]
-        labels = self.config.labels
-        return [(render(self.config.prompt, text=text, label=labels[slot.label].name,
-                        description=labels[slot.label].description or labels[slot.label].name), slot.completion)
-                for slot in self.slots]
+        prompts = [frame.fill(values) for frame in frames]
+        return [(prompts[slot.label], slot.completion) for slot in self.slots]
 
-    def encode_windows(self, text: str) -> tuple[list[EncodedText], bool]:
-        """A text's candidates as one encoding that fits the context, or several (see runtime.long_inputs).
+    def prompts(self, value: Input) -> list[tuple[str, str]]:
+        """The (prompt, completion) pairs scored for ``value``, as text."""
+        return [(str(prompt), completion) for prompt, completion in self.pairs(self.prompter.values(value))]
 
-        Returns the encodings and whether the text was truncated.
+    def display_pairs(self) -> list[tuple[str, str]]:
+        """The prompts with their fields shown as ``{name}``, and the completions."""
+        frames = self.prompter.frames
+        return [(frames[slot.label if len(frames) > 1 else 0].display(), slot.completion) for slot in self.slots]
+
+    def encode(self, values: Mapping[str, str]) -> EncodedText:
+        """An input's candidates, tokenized jointly with its prompt."""
+        return encode_pairs(self.backend.tokenize, self.pairs(values), self.specials)
+
+    def encode_windows(self, value: Input) -> tuple[list[EncodedText], bool]:
+        """An input's candidates as one encoding that fits the context, or several (see runtime.long_inputs).
+
+        Only one field is ever shortened: ``runtime.shorten_field``, else the longest. Returns the
+        encodings and whether the input was truncated.
         """
+        values = self.prompter.values(value)
+        field = self.prompter.field_to_shorten(values)
+        text = values[field]
+        fitter = self._fitter if len(values) == 1 else Fitter(lambda piece: self.encode({**values, field: piece}),
+                                                              self.backend.n_ctx)
         n_ctx = self.backend.n_ctx
         # A text of many more tokens than n_ctx: skip encoding it whole (once per candidate).
         if len(text) <= n_ctx or len(self.backend.tokenize(text, False)) <= n_ctx:
-            encoded = self._fitter.encode(text)
-            if self._fitter.fits(encoded):
+            encoded = self.encode(values)
+            if fitter.fits(encoded):
                 return [encoded], False
         if self.config.runtime.long_inputs == "chunk":
-            return [encoded for encoded, _ in self._fitter.windows(text)], False
-        return [self._fitter.truncate(text, self.config.runtime.truncate_side)[0]], True
+            return [encoded for encoded, _ in fitter.windows(text)], False
+        return [fitter.truncate(text, self.config.runtime.truncate_side)[0]], True
 
-    def raw_scores(self, texts: Sequence[str], *, reference: bool = False) -> RawScores:
-        """Summed log-probs of every candidate for every text: one model pass.
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
+        """Summed log-probs of every candidate for every input: one model pass.
 
         A text scored in several windows (``long_inputs: chunk``) gets, per candidate, the mean
         of its windows' log-probs; calibration and the decision then work on it as on any text.

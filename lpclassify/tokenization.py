@@ -10,17 +10,104 @@ lm-evaluation-harness does), so "Answer: " + "yes" is scored as "Answer:" + " ye
 >>> toks = lambda s, add_bos: [ord(c) for c in s]        # a toy one-char-per-token tokenizer
 >>> enc = encode_candidates(toks, "A: ", ["yes", "no"])
 >>> enc.prompt, [c.tokens for c in enc.candidates]
-((65, 58), ((32, 121, 101, 115), (32, 110, 111)))
+((65, 58), [(32, 121, 101, 115), (32, 110, 111)])
+
+Special tokens (``<|im_start|>``) come only from the config's and the chat template's own text, a
+:class:`Segment` with ``template=True``: the input's text is always tokenized as text, so a review
+that contains ``<|im_end|>`` cannot end the turn. Between special tokens, all text (template,
+input, completion) is tokenized as one string, exactly as llama.cpp's own special-token parsing
+splits it.
+
+>>> specials = lambda text: {"<s>": 1} if "<s>" in text else {}
+>>> tokenize_prompt(toks, Prompt((Segment("<s>A", True), Segment("<s>"))), False, specials)
+[1, 65, 60, 115, 62]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
 
-Tokenize = Callable[[str, bool], list[int]]
+Tokenize = Callable[[str, bool], list[int]]  # (text, add_bos) -> ids; special-token strings stay text
+Specials = Callable[[str], Mapping[str, int]]  # template text -> the special tokens in it, by their text
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of prompt text: the template's own (special tokens parsed) or data (the input: never)."""
+
+    text: str
+    template: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt as segments. ``exact_end``: its trailing whitespace is the template's and
+    stays in the prompt (a chat template's generation prompt ends with a newline the reply follows)."""
+
+    segments: tuple[Segment, ...]
+    exact_end: bool = False
+
+    def __str__(self) -> str:
+        return "".join(segment.text for segment in self.segments)
+
+    def plus(self, text: str) -> Prompt:
+        """The prompt followed by data ``text`` (a completion)."""
+        return Prompt((*self.segments, Segment(text)), self.exact_end)
+
+    def rstrip(self) -> tuple[Prompt, str]:
+        """The prompt without its trailing whitespace, and that whitespace."""
+        segments = list(self.segments)
+        trailing = ""
+        while segments:
+            last = segments[-1]
+            core = last.text.rstrip()
+            trailing = last.text[len(core):] + trailing
+            if core:
+                segments[-1] = Segment(core, last.template)
+                break
+            segments.pop()
+        return Prompt(tuple(segments), self.exact_end), trailing
+
+
+def tokenize_prompt(tokenize: Tokenize, prompt: str | Prompt, add_bos: bool,
+                    specials: Specials | None = None) -> list[int]:
+    """Token ids of a prompt: special tokens from template segments, all other text tokenized jointly.
+
+    BOS comes first when ``add_bos`` and the model wants it, once: not again when the template's
+    text already starts with it (a chat template's ``{{ bos_token }}``).
+    """
+    if isinstance(prompt, str):
+        return tokenize(prompt, add_bos)
+    pieces: list[str | int] = []  # runs of text and special token ids
+    run: list[str] = []
+    for segment in prompt.segments:
+        found = specials(segment.text) if segment.template and specials is not None else {}
+        if not found:
+            run.append(segment.text)
+            continue
+        pattern = re.compile("|".join(re.escape(t) for t in sorted(found, key=len, reverse=True)))
+        last = 0
+        for match in pattern.finditer(segment.text):
+            run.append(segment.text[last:match.start()])
+            pieces += ["".join(run), found[match.group(0)]]
+            run = []
+            last = match.end()
+        run.append(segment.text[last:])
+    pieces.append("".join(run))
+    if len(pieces) == 1:
+        return tokenize(str(pieces[0]), add_bos)
+    ids: list[int] = []
+    for piece in pieces:
+        if isinstance(piece, int):
+            ids.append(piece)
+        elif piece:
+            ids += tokenize(piece, False)
+    bos = tokenize("", True) if add_bos else []
+    return ids if ids[:len(bos)] == bos else bos + ids
 
 
 @dataclass(frozen=True)
@@ -50,8 +137,10 @@ class EncodedText:
         return len(self.prompt) + max(len(candidate.tokens) for candidate in self.candidates)
 
 
-def split_trailing_whitespace(prompt: str) -> tuple[str, str]:
-    """``"Answer: "`` -> ``("Answer:", " ")``."""
+def split_trailing_whitespace(prompt: str | Prompt) -> tuple[str | Prompt, str]:
+    """``"Answer: "`` -> ``("Answer:", " ")``; a prompt with an exact end keeps its whitespace."""
+    if isinstance(prompt, Prompt):
+        return (prompt, "") if prompt.exact_end else prompt.rstrip()
     core = prompt.rstrip()
     return core, prompt[len(core):]
 
@@ -64,28 +153,31 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def encode_candidates(tokenize: Tokenize, prompt: str, completions: Sequence[str]) -> EncodedText:
+def encode_candidates(tokenize: Tokenize, prompt: str | Prompt, completions: Sequence[str],
+                      specials: Specials | None = None) -> EncodedText:
     """Tokenize ``prompt + completion`` for every completion and split at the prompt boundary.
 
     ``tokenize(text, add_bos)`` must add BOS itself when the model wants one (exactly once).
     """
-    return encode_pairs(tokenize, [(prompt, completion) for completion in completions])
+    return encode_pairs(tokenize, [(prompt, completion) for completion in completions], specials)
 
 
-def encode_pairs(tokenize: Tokenize, pairs: Sequence[tuple[str, str]]) -> EncodedText:
+def encode_pairs(tokenize: Tokenize, pairs: Sequence[tuple[str | Prompt, str]],
+                 specials: Specials | None = None) -> EncodedText:
     """Like :func:`encode_candidates`, but every candidate may have a prompt of its own.
 
     Multi-label mode asks one question per label about the same text; encoded together,
     the text's tokens become the shared prompt and each label's question a trie branch.
     """
-    contexts: dict[str, list[int]] = {}
+    contexts: dict[str | Prompt, list[int]] = {}
     joined: list[tuple[str, list[int], int]] = []
     for prompt, completion in pairs:
         core, trailing = split_trailing_whitespace(prompt)
         if core not in contexts:
-            contexts[core] = tokenize(core, True)
+            contexts[core] = tokenize_prompt(tokenize, core, True, specials)
         context = contexts[core]
-        full = tokenize(core + trailing + completion, True)
+        whole = core.plus(trailing + completion) if isinstance(core, Prompt) else core + trailing + completion
+        full = tokenize_prompt(tokenize, whole, True, specials)
         boundary = common_prefix_length(context, full)
         if boundary >= len(full):
             raise InputError(f"the completion {completion!r} adds no tokens after the prompt")

@@ -32,6 +32,12 @@ class CharBackend:
     def token_text(self, token: int) -> str:
         return chr(token)
 
+    def special_tokens(self, text: str) -> dict[str, int]:
+        return {}
+
+    def chat_template(self) -> None:
+        return None
+
     def identity(self) -> ModelIdentity:
         return ModelIdentity.of_file(self.model_path)
 

@@ -29,7 +29,7 @@ def error_of(data, source: str = "<mapping>") -> str:  # type: ignore[no-untyped
 def test_every_shipped_config_loads(path: Path) -> None:
     config = load_config(path)
     assert config.labels and config.source == str(path)
-    assert "{text}" in config.prompt
+    assert config.fields and all(name in "".join(config.templates) for name in config.fields)
 
 
 def test_minimal_config_gets_documented_defaults() -> None:
@@ -58,9 +58,11 @@ def test_yaml_block_trailing_newline_is_removed(tmp_path: Path) -> None:
     (with_(lables={"a": None}), "<mapping>: lables: unknown key; did you mean 'labels'?"),
     (with_(scoring={"normalise": "sum"}), "<mapping>: scoring.normalise: unknown key; did you mean 'normalize'?"),
     (with_(scoring={"normalize": "avg"}), "<mapping>: scoring.normalize: expected one of sum, mean, chars, got 'avg'"),
-    (with_(prompt="Review: {txt}"), "<mapping>: prompt: unknown placeholder {txt}; did you mean {text}?"),
-    (with_(prompt="Review:"), "<mapping>: prompt: the template must contain {text}, where the input text goes"),
-    (with_(prompt=...), "<mapping>: prompt: missing; expected a string"),
+    (with_(prompt="Review: {labels}"), "<mapping>: prompt: the template must contain {text} (or other fields of the "
+                                       "input, such as {premise}), where the input goes"),
+    (with_(prompt="Review:"), "<mapping>: prompt: the template must contain {text} (or other fields of the input, "
+                              "such as {premise}), where the input goes"),
+    (with_(prompt=...), "<mapping>: prompt: missing; expected a template string (or chat messages)"),
     (with_(labels={"a": {"completions": "x"}, "b": {"completions": 3}}),
      "<mapping>: labels.b.completions: expected a list of strings"),
     (with_(labels={"a": {"completions": []}}), "<mapping>: labels.a.completions: expected a non-empty list of strings"),
@@ -125,7 +127,7 @@ def test_multi_label_mode_defaults_and_unquoted_yes_no_keys(tmp_path: Path) -> N
 
 def test_multi_label_template_may_name_the_label_but_single_may_not() -> None:
     assert error_of(with_(prompt="Is {text} about {label}?")).endswith(
-        "prompt: unknown placeholder {label}; did you mean {labels}?")
+        "prompt: unknown placeholder {label}: single-label mode fills {labels}; did you mean {labels}?")
     config = parse_config(with_(prompt="Is {text} about {label}?", decision={"mode": "multi"}))
     assert config.prompt == "Is {text} about {label}?"
 

@@ -15,7 +15,7 @@ from lpclassify import Classifier, InputError, calibration, cli, evaluation, met
 from lpclassify.cli import Loader, ModelRequest
 from lpclassify.config import NORMALIZATIONS, Config, load_config
 from lpclassify.normalize import log_probabilities
-from lpclassify.records.readers import read_labeled
+from lpclassify.records.labelled import read_labeled
 
 CALIBRATIONS = calibration.method_names()
 CONFIG = {"name": "fake", "prompt": "Review: {text}\nSentiment:",

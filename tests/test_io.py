@@ -13,13 +13,13 @@ import pytest
 
 from lpclassify.errors import InputError
 from lpclassify.records.files import atomic_output, same_file, write_json_atomic
+from lpclassify.records.labelled import read_labeled
 from lpclassify.records.readers import (
     InputFile,
     InputRecord,
     InputRecordError,
     RecordReader,
     input_format_for,
-    read_labeled,
     text_records,
 )
 from lpclassify.records.writers import (

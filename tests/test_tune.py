@@ -95,6 +95,16 @@ def test_written_config_loads_back_the_same(tmp_path: Path) -> None:
     assert replace(load_config(path), source="<mapping>", name=config.name) == config
 
 
+@pytest.mark.parametrize("shipped", ["entailment", "sentiment_chat", "support_intents"])
+def test_written_config_keeps_chat_prompts_examples_and_label_files(shipped: str, tmp_path: Path) -> None:
+    """Chat messages, few-shot examples (inline or from a file) and labels files survive a write and a load."""
+    config = load_config(shipped)
+    path = tmp_path / "x.yaml"
+    path.write_text(config_yaml(config))
+    loaded = load_config(path)
+    assert replace(loaded, source=config.source) == config
+
+
 # --------------------------------------------------------------------------- the search's maths
 
 
@@ -343,7 +353,8 @@ def test_the_config_writer_knows_every_config_field() -> None:
 
     from lpclassify.config import Config, Label, Scoring
 
-    handled = {"name", "description", "model", "prompt", "labels", "scoring", "decision", "runtime", "search", "source"}
+    handled = {"name", "description", "model", "prompt", "labels", "scoring", "decision", "runtime", "search", "source",
+               "examples", "example_separator"}
     assert {f.name for f in fields(Config)} == handled
     assert {f.name for f in fields(Label)} == {"name", "completions", "description", "threshold", "bias"}
     assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free",

@@ -58,6 +58,16 @@ class ModelIdentity:
         return {"path": self.path, "name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
 
 
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A model's chat template (Jinja text from its GGUF metadata) and the token strings it may use."""
+
+    source: str
+    bos_token: str
+    eos_token: str
+    model: str  # the model's name, for messages
+
+
 @runtime_checkable
 class Backend(Protocol):
     @property
@@ -75,6 +85,18 @@ class Backend(Protocol):
 
     def token_text(self, token: int) -> str:
         """How one token reads (for ``explain`` and ``validate``)."""
+        ...
+
+    def special_tokens(self, text: str) -> dict[str, int]:
+        """The special (control) tokens in ``text`` when it is read as template text, by their text.
+
+        :meth:`tokenize` never turns text into them: callers that render templates split the
+        template's own text at these, so special tokens can only ever come from a template.
+        """
+        ...
+
+    def chat_template(self) -> ChatTemplate | None:
+        """The model's own chat template, if its file has one."""
         ...
 
     def score(self, texts: Sequence[EncodedText], *, prefix: Sequence[int] = ()) -> ScoreResult:

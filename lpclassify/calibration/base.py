@@ -23,6 +23,7 @@ from ..normalize import softmax
 if TYPE_CHECKING:
     from ..classifier import Classifier
     from ..config import Config
+    from ..inputs import Input
     from ..scores import RawScores
     from .state import CalibrationState
 
@@ -71,7 +72,7 @@ class Calibration:
         """Label scores ``(n, n_labels)`` -> calibrated label probabilities."""
         return softmax(label_scores)
 
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[str], y: np.ndarray,
+    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray,
                       normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
         """Probabilities of labelled texts for evaluation, with a note saying how they were obtained.
 

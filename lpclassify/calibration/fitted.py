@@ -19,6 +19,7 @@ from .base import Calibration, Context
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
+    from ..inputs import Input
     from ..scores import RawScores
 
 CV_FOLDS = 5
@@ -190,7 +191,7 @@ class Fitted(Calibration):
     def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
         return self.fit_in_use(context).apply(log_probabilities(label_scores))
 
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[str], y: np.ndarray,
+    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray,
                       normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
         own = clf.calibration_state.fitted
         if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.aggregate):

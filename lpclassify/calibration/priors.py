@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
+from ..inputs import Input, input_words
 from ..normalize import softmax
 from .base import Calibration, Context
 
@@ -155,13 +156,13 @@ class Domain(Calibration):
     def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
         return apply_prior(softmax(label_scores), self.prior(context))
 
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[str], y: np.ndarray,
+    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray,
                       normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
         state = clf.calibration_state
         if state.domain_inputs is not None or state.domain_stored_prior is not None:
             return clf.probabilities(raw, method=self.name, normalize=normalize), "the classifier's domain prior"
         # No in-domain texts of its own: draw the words from the evaluation texts, unlabelled.
-        inputs = domain_inputs(list(texts))
+        inputs = domain_inputs([input_words(t) for t in texts])
         prior = mean_prior(clf.probabilities(clf.reference_scores(inputs), calibrate=False, normalize=normalize))
         probs = apply_prior(clf.probabilities(raw, calibrate=False, normalize=normalize), prior)
         return probs, f"prior from {len(inputs)} random-word inputs drawn from the evaluation texts (unlabelled)"

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     skip_errors = args.errors == "skip"
     with contextlib.ExitStack() as stack:
         records = open_records(stack, texts=args.texts, path=args.input, fmt=args.input_format,
-                               text_field=args.text_field, stdin=sys.stdin)
+                               text_field=args.text_field, stdin=sys.stdin, fields=config.fields)
         input_path = records.file.path if records.file is not None else None
         rejected_target = Path(args.rejected) if args.rejected else default_rejected_path(
             output, str(input_path) if input_path else None)

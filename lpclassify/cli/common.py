@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # for type hints only: the commands import what they run lazi
 
     from ..classifier import Classifier
     from ..config import Config
+    from ..inputs import Input
 
 PROG = "lpclassify"
 EXIT_OK = 0
@@ -205,7 +206,7 @@ class Labelled:
     """A classifier and the labelled examples to measure or fit it on."""
 
     clf: Classifier
-    texts: list[str]
+    texts: list[Input]
     labels: list[str | int | list[str]]
     label_order: list[str] | None  # what integer labels mean (--label-order)
 
@@ -214,7 +215,7 @@ def load_labelled(args: argparse.Namespace, ctx: Context, *, calibrating: bool =
     """Read ``args.input`` (before the model loads: a bad file fails fast), then load the classifier."""
     from ..config import load_config, resolve_config
     from ..errors import InputError
-    from ..records.readers import read_labeled
+    from ..records.labelled import read_labeled
 
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1")
@@ -223,7 +224,7 @@ def load_labelled(args: argparse.Namespace, ctx: Context, *, calibrating: bool =
     if calibrating:  # the file about to be written may be the one the config points to
         config = replace(config, scoring=replace(config.scoring, calibration="none", calibration_file=None))
     texts, labels = read_labeled(args.input, text_field=args.text_field, label_field=args.label_field,
-                                 limit=args.limit)
+                                 limit=args.limit, fields=config.fields)
     order = [name.strip() for name in args.label_order.split(",")] if args.label_order else None
     return Labelled(ctx.load(config, args), texts, labels, order)
 

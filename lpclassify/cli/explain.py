@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import InputError
 from .common import EXIT_OK, Context, Subparsers, add_model_options, is_terminal, positive_int, table
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..inputs import Input
 
 TOP_LABELS = 10
 
@@ -26,7 +30,9 @@ calibration, and the decision with its reason. With many labels the tables show 
 examples:
   lpclassify explain -c sentiment "The plot was thin but the acting superb"
   lpclassify explain -c configs/support_tags.yaml "I was charged twice" --json
-  lpclassify explain -c support_intents "Where is my parcel?" --top 5"""
+  lpclassify explain -c support_intents "Where is my parcel?" --top 5
+  lpclassify explain -c entailment -f premise="A dog runs." -f hypothesis="An animal moves."
+"""
 
 
 def register(sub: Subparsers) -> None:
@@ -34,6 +40,8 @@ def register(sub: Subparsers) -> None:
                        description="Explain one classification step by step.", epilog=EPILOG)
     p.add_argument("text", nargs="?", metavar="TEXT", help="the text (default: read from stdin)")
     p.add_argument("-c", "--config", required=True, metavar="CONFIG", help="a config file or a shipped config name")
+    p.add_argument("-f", "--field", action="append", default=[], metavar="NAME=VALUE",
+                   help="a field of the input, for prompts that use fields other than {text} (repeatable)")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object (every label)")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--top", type=positive_int, default=TOP_LABELS, metavar="N",
@@ -46,6 +54,8 @@ def register(sub: Subparsers) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     config = load_config(args.config)
     text = args.text
+    if args.field:
+        return _explain(ctx, config, args, _fields(args.field, text))
     if text is None:
         if sys.stdin is None or is_terminal(sys.stdin):
             raise InputError("no text given; pass it as an argument (or pipe it to standard input)")
@@ -53,6 +63,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         text = text[:-1] if text.endswith("\n") else text  # the newline that ends a piped line is not the text's
     if not text.strip():
         raise InputError("empty text: nothing to explain")
+    return _explain(ctx, config, args, text)
+
+
+def _fields(pairs: list[str], text: str | None) -> dict[str, str]:
+    """``-f name=value`` options (and TEXT, as the field ``text``) as a record."""
+    record = {"text": text} if text is not None else {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise InputError(f"--field {pair!r}: expected NAME=VALUE")
+        record[name] = value
+    return record
+
+
+def _explain(ctx: Context, config: Config, args: argparse.Namespace, text: Input) -> int:
     clf = ctx.load(config, args)
     report = clf.explain(text).as_dict()
     if args.json:
@@ -88,6 +113,8 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
     if report["chunks"] > 1:
         out.write(f"note:    the text was scored in {report['chunks']} windows that fit the context; each "
                   "log-prob below is the mean over the windows\n")
+    if report.get("special_tokens"):
+        out.write(f"special tokens (from the template's text only): {' '.join(report['special_tokens'])}\n")
     for i, prompt in enumerate(report["prompts"]):
         title = "prompt" if len(report["prompts"]) == 1 else f"prompt {i + 1} of {len(report['prompts'])}"
         out.write(f"\n{title}:\n")

@@ -97,9 +97,18 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
         clf = ctx.load_classifier(config, ModelRequest(model=path, verbose=args.verbose, threads=args.threads))
         backends[path] = clf.backend
     backend = clf.backend
-    encoded, truncated = clf.encode(args.text)
+    fields = clf.scorer.prompter.fields
+    encoded, truncated = clf.encode(clf.scorer.prompter.fill_all(args.text) if len(fields) > 1 else args.text)
     info = backend.describe() if hasattr(backend, "describe") else {"path": path}
     print(f"  model: {model} ({info.get('architecture', '?')}, {info.get('path', path)})")
+    if config.chat or config.examples:
+        print("  rendered prompt" + (" (the model's chat template)" if config.chat else "") + ":")
+        for line in clf.scorer.prompter.frames[0].display().split("\n"):
+            print(f"    | {line}")
+    if specials := clf.scorer.template_specials():
+        print(f"  special tokens (only from the template's own text): {' '.join(specials)}")
+    if len(fields) > 1:
+        print(f"  fields: {', '.join('{' + f + '}' for f in fields)} (each set to the sample text below)")
     tail = " ".join(_token(backend, t) for t in encoded.prompt[-4:])
     print(f"  sample text: {json.dumps(args.text, ensure_ascii=False)}{' (truncated)' if truncated else ''}")
     shared = "the prompt all labels share" if config.decision.mode == "multi" else "the prompt"

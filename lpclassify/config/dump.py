@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .schema import DEFAULT_CONTENT_FREE, Config, Decision, MultiLabel, Runtime
+from .schema import DEFAULT_CONTENT_FREE, DEFAULT_EXAMPLE_SEPARATOR, Config, Decision, MultiLabel, Runtime
 
 
 def config_mapping(config: Config) -> dict[str, Any]:
@@ -21,7 +21,8 @@ def config_mapping(config: Config) -> dict[str, Any]:
     if config.description:
         out["description"] = config.description
     out["model"] = config.model
-    out["prompt"] = config.prompt
+    out["prompt"] = (config.prompt if isinstance(config.prompt, str)
+                     else [{"role": m.role, "content": m.content} for m in config.prompt])
     labels: dict[str, Any] = {}
     for label in config.labels:
         entry: dict[str, Any] = {"completions": list(label.completions)}
@@ -51,6 +52,11 @@ def config_mapping(config: Config) -> dict[str, Any]:
                if getattr(config.runtime, f.name) != getattr(Runtime(), f.name)}
     if runtime:
         out["runtime"] = runtime
+    if config.examples:  # written inline, even where the config read them from a file
+        out["examples"] = [{**example.values, "label": list(example.labels) if config.decision.mode == "multi"
+                            else example.labels[0]} for example in config.examples]
+    if config.example_separator != DEFAULT_EXAMPLE_SEPARATOR:
+        out["example_separator"] = config.example_separator
     if config.search.prompts or config.search.completions:
         search: dict[str, Any] = {}
         if config.search.prompts:

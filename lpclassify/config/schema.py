@@ -6,8 +6,9 @@ document, :mod:`.files` from a YAML file or the name of a shipped config.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+from .templates import template_fields
 
 NORMALIZATIONS = ("sum", "mean", "chars")
 AGGREGATIONS = ("logsumexp", "max")
@@ -16,10 +17,11 @@ LONG_INPUT_POLICIES = ("truncate", "chunk")
 TRUNCATE_SIDES = ("head", "tail", "middle")
 EMPTY_TEXT_POLICIES = ("error", "abstain")
 
-# Placeholders a template may use; any other ``{identifier}`` is a typo.
-PROMPT_PLACEHOLDERS = ("text", "labels")
-MULTI_PROMPT_PLACEHOLDERS = ("text", "label", "description")
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Placeholders the config fills in; every other ``{name}`` is a field of the input record.
+PROMPT_PLACEHOLDERS = ("labels",)
+MULTI_PROMPT_PLACEHOLDERS = ("label", "description")
+RESERVED_PLACEHOLDERS = ("labels", "label", "description")
+DEFAULT_EXAMPLE_SEPARATOR = "\n\n"
 
 DEFAULT_MULTI_PROMPT = (
     "Text: {text}\nQuestion: Is this text about {label}? Answer yes or no.\nAnswer:"
@@ -36,6 +38,27 @@ class Label:
     description: str | None = None
     threshold: float | None = None  # multi-label: overrides decision.threshold
     bias: float = 0.0  # nats added to this label's calibrated log-probability (single) or yes log-odds (multi)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a chat prompt: its role (system, user, assistant, ...) and its content template."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """A few-shot example: its fields' values and its label(s) (several only in multi-label mode)."""
+
+    fields: tuple[tuple[str, str], ...]
+    labels: tuple[str, ...]
+    where: str = ""  # "examples[2]" or "examples.jsonl:3": for messages
+
+    @property
+    def values(self) -> dict[str, str]:
+        return dict(self.fields)
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,7 @@ class Runtime:
     long_inputs: str = "truncate"
     truncate_side: str = "head"
     empty_text: str = "error"
+    shorten_field: str | None = None  # the field long inputs are cut in; None: the longest
 
 
 @dataclass(frozen=True)
@@ -91,7 +115,7 @@ class Search:
 @dataclass(frozen=True)
 class Config:
     name: str
-    prompt: str
+    prompt: str | tuple[Message, ...]  # a plain template, or chat messages rendered with the model's template
     labels: tuple[Label, ...]
     model: str = "default"
     description: str | None = None
@@ -100,6 +124,23 @@ class Config:
     runtime: Runtime = field(default_factory=Runtime)
     search: Search = field(default_factory=Search)
     source: str = "<mapping>"
+    examples: tuple[Example, ...] = ()
+    example_separator: str = DEFAULT_EXAMPLE_SEPARATOR
+
+    @property
+    def chat(self) -> bool:
+        """True when the prompt is chat messages, rendered with the model's own chat template."""
+        return not isinstance(self.prompt, str)
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """The prompt's template text(s): the plain template, or each message's content."""
+        return (self.prompt,) if isinstance(self.prompt, str) else tuple(m.content for m in self.prompt)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The input fields the prompt uses (``("text",)`` for most configs), first use first."""
+        return tuple(name for name in template_fields(*self.templates) if name not in RESERVED_PLACEHOLDERS)
 
     @property
     def label_names(self) -> tuple[str, ...]:

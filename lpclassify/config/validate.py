@@ -15,17 +15,16 @@ from typing import Any
 from ..calibration.registry import method_names
 from ..errors import ConfigError
 from .labels_file import read_labels_file
+from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
     AGGREGATIONS,
     DEFAULT_CONTENT_FREE,
+    DEFAULT_EXAMPLE_SEPARATOR,
     DEFAULT_MULTI_PROMPT,
     EMPTY_TEXT_POLICIES,
     LONG_INPUT_POLICIES,
     MODES,
-    MULTI_PROMPT_PLACEHOLDERS,
     NORMALIZATIONS,
-    PLACEHOLDER,
-    PROMPT_PLACEHOLDERS,
     TRUNCATE_SIDES,
     Config,
     Decision,
@@ -126,51 +125,47 @@ def _type_name(value: Any) -> str:
             dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-def _check_template(template: str, allowed: tuple[str, ...], reader: _Reader, name: str) -> str:
-    found = PLACEHOLDER.findall(template)
-    for placeholder in found:
-        if placeholder not in allowed:
-            hint = difflib.get_close_matches(placeholder, allowed, n=1)
-            known = ", ".join("{" + a + "}" for a in allowed)
-            extra = f"; did you mean {{{hint[0]}}}?" if hint else f"; known placeholders: {known}"
-            raise reader.error(f"unknown placeholder {{{placeholder}}}{extra}", name)
-    if "text" not in found:
-        raise reader.error("the template must contain {text}, where the input text goes", name)
-    # A YAML block scalar (``|``) ends with a newline the user rarely means: the completion
-    # would then start on a new line. To end a prompt with a newline, start the completions with one.
-    return template.rstrip("\n")
-
-
 def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
     """Validate an already-parsed document and build the frozen :class:`Config`."""
     top = _Reader(data, source, "", ("name", "description", "model", "prompt", "labels", "scoring",
-                                     "decision", "runtime", "search"))
+                                     "decision", "runtime", "search", "examples", "example_separator"))
     default_name = Path(source).stem if source != "<mapping>" else "classifier"
     name = top.str("name", default_name)
     assert name is not None
     labels = _parse_labels(top, source)
     scoring = _parse_scoring(top, source)
     decision = _parse_decision(top, source, len(labels))
+    if decision.mode == "single" and len(labels) == 1:
+        raise top.error(f"a single-label config with one label ({labels[0].name!r}) always answers it with "
+                        "p = 1; add labels, or ask a yes/no question with decision.mode: multi", "labels")
     # Multi-label mode asks one question per label, so its template may name the label.
-    if decision.mode == "multi":
-        prompt = top.str("prompt", DEFAULT_MULTI_PROMPT)
-        assert prompt is not None
-        prompt = _check_template(prompt, MULTI_PROMPT_PLACEHOLDERS, top, "prompt")
-    else:
-        prompt = top.str("prompt", required=True)
-        assert prompt is not None
-        prompt = _check_template(prompt, PROMPT_PLACEHOLDERS, top, "prompt")
+    if not top.has("prompt") and decision.mode == "single":
+        raise top.error("missing; expected a template string (or chat messages)", "prompt")
+    prompt = parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode, source=source)
     runtime = _parse_runtime(top, source)
-    placeholders = MULTI_PROMPT_PLACEHOLDERS if decision.mode == "multi" else PROMPT_PLACEHOLDERS
+    probe = Config(name=name, prompt=prompt, labels=labels)
+    if runtime.shorten_field is not None and runtime.shorten_field not in probe.fields:
+        raise top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
+                        f"{', '.join(probe.fields)})", "runtime.shorten_field")
+    examples = parse_examples(top.data.get("examples"), fields=probe.fields, labels=probe.label_names,
+                              mode=decision.mode, source=source)
+    separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR)
+    assert separator is not None
     search = parse_search(top.data.get("search"), source=source, label_names=[label.name for label in labels],
-                          check_template=lambda template, key: _check_template(
-                              template, placeholders, _Reader({}, source, key, ()), ""))
+                          check_template=lambda template, key: search_template(template, decision.mode, source, key))
     model = top.str("model", "default")
     assert model is not None
     if not model.strip():
         raise top.error("expected a model name or a path to a .gguf file, got an empty string", "model")
     return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
-                  scoring=scoring, decision=decision, runtime=runtime, search=search, source=source)
+                  scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
+                  examples=examples, example_separator=separator)
+
+
+def search_template(template: str, mode: str, source: str, key: str) -> str:
+    """One of ``search.prompts``: a plain template, checked and trimmed as the config's own prompt is."""
+    check_placeholders([template], mode=mode, source=source, key=key)
+    return template.rstrip("\n")
 
 
 def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
@@ -265,7 +260,7 @@ def _parse_decision(top: _Reader, source: str, n_labels: int) -> Decision:
 def _parse_runtime(top: _Reader, source: str) -> Runtime:
     reader = _Reader(top.data.get("runtime", {}) or {}, source, "runtime",
                      ("n_ctx", "batch_size", "threads", "n_gpu_layers", "long_inputs", "truncate_side",
-                      "empty_text"))
+                      "empty_text", "shorten_field"))
     n_ctx = reader.integer("n_ctx", 1024, low=64, high=131072)
     batch_size = reader.integer("batch_size", 8, low=1, high=256)
     n_gpu_layers = reader.integer("n_gpu_layers", 0, low=-1)
@@ -278,4 +273,5 @@ def _parse_runtime(top: _Reader, source: str) -> Runtime:
         long_inputs=reader.choice("long_inputs", LONG_INPUT_POLICIES, "truncate"),
         truncate_side=reader.choice("truncate_side", TRUNCATE_SIDES, "head"),
         empty_text=reader.choice("empty_text", EMPTY_TEXT_POLICIES, "error"),
+        shorten_field=reader.str("shorten_field"),
     )

@@ -8,6 +8,7 @@
 """
 
 from .files import atomic_output, same_file, write_json_atomic
+from .labelled import read_labeled
 from .readers import (
     ERROR_POLICIES,
     INPUT_FORMATS,
@@ -16,7 +17,6 @@ from .readers import (
     InputRecordError,
     RecordReader,
     input_format_for,
-    read_labeled,
     text_records,
 )
 from .writers import OUTPUT_FORMATS, Writer, json_safe, make_writer, merge_record, output_format_for

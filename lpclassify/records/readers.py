@@ -13,15 +13,15 @@ records over in file order instead of raising, so a caller can set them aside (`
 >>> [tuple(record) for record in reader]
 [(1, {'id': 7, 'text': 'Great!'}, 'Great!')]
 
-:func:`read_labeled` reads labelled examples (``eval``, ``calibrate``) through the same
+:func:`.labelled.read_labeled` reads labelled examples (``eval``, ``calibrate``) through the same
 readers, so every input format and every message is the same for all commands.
-
 This module never prints and never exits: :mod:`lpclassify.cli` does.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import json
 import os
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
 from ..errors import InputError
+from ..inputs import Input
 
 INPUT_FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
 ERROR_POLICIES = ("fail", "skip")
@@ -45,11 +46,15 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class InputRecord(NamedTuple):
-    """One input record: where it starts, its fields, and the text to classify."""
+    """One input record: where it starts, its fields, and what to classify.
+
+    ``text`` is the text, or, for a template that uses fields other than ``{text}``, the
+    template's fields as a mapping (``{text}`` read from the text field).
+    """
 
     line: int
     fields: dict[str, Any]
-    text: str
+    text: Input
 
 
 class InputRecordError(InputError):
@@ -135,14 +140,15 @@ class InputFile:
 class RecordReader:
     """Iterate a binary stream as :class:`InputRecord` tuples, lazily.
 
-    ``fmt`` is one of :data:`INPUT_FORMATS`. ``text_field`` names the JSON key or CSV
-    column holding the text. With ``errors="fail"`` (the default) the first bad record
-    raises :class:`InputRecordError`; with ``errors="skip"`` bad records are left out and
-    their errors collected in :attr:`skipped`.
+    ``fmt`` is one of :data:`INPUT_FORMATS`. ``text_field`` names the JSON key or CSV column
+    holding the text. ``fields`` are the fields a template uses (``{text}`` is read from
+    ``text_field``): with more than one, each record's ``text`` is a mapping of them. With
+    ``errors="fail"`` (the default) the first bad record raises :class:`InputRecordError`; with
+    ``errors="skip"`` bad records are left out and their errors collected in :attr:`skipped`.
     """
 
     def __init__(self, stream: BinaryIO | IO[bytes], fmt: str, *, source: str, text_field: str = "text",
-                 errors: str = "fail") -> None:
+                 errors: str = "fail", fields: Sequence[str] | None = None) -> None:
         if fmt not in INPUT_FORMATS:
             raise InputError(f"unknown input format {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}")
         if errors not in ERROR_POLICIES:
@@ -152,6 +158,12 @@ class RecordReader:
         self.source = source
         self.text_field = text_field
         self.errors = errors
+        self.fields = tuple(fields) if fields else ("text",)
+        self.columns = [text_field if name == "text" else name for name in self.fields]
+        self.records = len(self.fields) > 1  # a mapping of fields per record, not one text
+        if self.records and fmt == "txt":
+            raise InputError(f"{source}: a text file holds one text per line, but the prompt uses the fields "
+                             f"{', '.join(self.fields)}; give a .jsonl or .csv file with them")
         self.skipped: list[InputRecordError] = []
 
     def __iter__(self) -> Iterator[InputRecord]:
@@ -218,8 +230,31 @@ class RecordReader:
             elif line.strip():  # blank lines (a trailing newline, a separating blank) are not records
                 yield self._json_record(number, line)
 
+    def _missing(self, column: str, available: Sequence[str], what: str = "field") -> str:
+        """``no field 'x' in this record (its fields: ...); did you mean ...`` for a field the prompt needs."""
+        listed = ", ".join(map(repr, available)) or "none"
+        where = "in this record (its fields" if what == "field" else "in the header (columns"
+        hint = difflib.get_close_matches(column, [str(a) for a in available], n=1)
+        if column == self.text_field:
+            fix = f"choose the text {what} with --text-field"
+            fix = f"did you mean {hint[0]!r}? or {fix}" if hint else fix
+        else:
+            fix = f"the prompt uses {{{column}}}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        return f"no {what} {column!r} {where}: {listed}); {fix}"
+
+    def _values(self, number: int, record: dict[str, Any], line: str) -> Input | InputRecordError:
+        """The record's text, or the mapping of the template's fields."""
+        values: dict[str, str] = {}
+        for name, column in zip(self.fields, self.columns):
+            if column not in record:
+                return self._bad(number, self._missing(column, list(record)), line)
+            value = record[column]
+            if not isinstance(value, str):
+                return self._bad(number, f"field {column!r} is {_json_type(value)}, expected a string", line)
+            values[name] = value
+        return values if self.records else values[self.fields[0]]
+
     def _json_record(self, number: int, line: str) -> InputRecord | InputRecordError:
-        field = self.text_field
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -228,26 +263,18 @@ class RecordReader:
             return self._bad(number, f"invalid JSON: {type(exc).__name__}: {exc}", line)
         if not isinstance(record, dict):
             return self._bad(number, f"expected a JSON object, got {_json_type(record)}", line)
-        if field not in record:
-            fields = ", ".join(map(repr, record)) or "none"
-            return self._bad(number, f"no field {field!r} in this record (its fields: {fields}); "
-                                     "choose the text field with --text-field", line)
-        text = record[field]
-        if not isinstance(text, str):
-            return self._bad(number, f"field {field!r} is {_json_type(text)}, expected a string", line)
-        return InputRecord(number, record, text)
+        values = self._values(number, record, line)
+        return values if isinstance(values, InputRecordError) else InputRecord(number, record, values)
 
     def _parquet(self) -> Iterator[InputRecord | InputRecordError]:
         from .parquet import read_rows  # pyarrow: an optional extra
 
-        field = self.text_field
-        for number, fields in read_rows(self.stream, source=self.source, columns=[field]):
-            text = fields[field]
-            if isinstance(text, str):
-                yield InputRecord(number, fields, text)
+        for number, fields in read_rows(self.stream, source=self.source, columns=self.columns):
+            values = self._values(number, fields, "")
+            if isinstance(values, InputRecordError):
+                yield InputRecordError(self.source, number, values.message, fields)
             else:
-                yield InputRecordError(self.source, number, f"field {field!r} is {_json_type(text)}, expected a string",
-                                       fields)
+                yield InputRecord(number, fields, values)
 
     def _csv(self, delimiter: str) -> Iterator[InputRecord | InputRecordError]:
         # Texts can be long: lift the csv module's 128 KiB field limit (process-wide, harmless).
@@ -270,7 +297,6 @@ class RecordReader:
 
         reader = csv.reader(decoded(), delimiter=delimiter, strict=True)
         header: list[str] | None = None
-        column = -1
         while True:
             start = numbers[0] + 1
             consumed.clear()
@@ -296,18 +322,17 @@ class RecordReader:
                 duplicates = sorted({name for name in row if row.count(name) > 1})
                 if duplicates:
                     raise InputRecordError(self.source, start, f"column {duplicates[0]!r} appears twice in the header")
-                if self.text_field not in header:
-                    columns = ", ".join(map(repr, header))
-                    raise InputRecordError(self.source, start,
-                                           f"no column {self.text_field!r} in the header (columns: {columns}); "
-                                           "choose the text column with --text-field")
-                column = header.index(self.text_field)
+                for name in self.columns:
+                    if name not in header:
+                        raise InputRecordError(self.source, start, self._missing(name, header, "column"))
                 continue
             if len(row) != len(header):
                 yield self._bad(start, f"expected {len(header)} columns as in the header, got {len(row)}",
                                 "".join(consumed))
                 continue
-            yield InputRecord(start, dict(zip(header, row, strict=True)), row[column])
+            fields = dict(zip(header, row, strict=True))
+            yield InputRecord(start, fields, {n: fields[c] for n, c in zip(self.fields, self.columns)} if self.records
+                              else fields[self.columns[0]])
 
 
 def _strip_newline(text: str) -> str:
@@ -329,44 +354,3 @@ def text_records(texts: Sequence[str]) -> Iterator[InputRecord]:
     """Texts given directly (command-line arguments): record ``i`` is ``{"text": text}``."""
     for number, text in enumerate(texts, start=1):
         yield InputRecord(number, {"text": text}, text)
-
-
-# --------------------------------------------------------------------------- labelled examples
-
-
-def read_labeled(path: str | os.PathLike[str], *, text_field: str = "text", label_field: str = "label",
-                 limit: int | None = None, fmt: str | None = None) -> tuple[list[str], list[str | int | list[str]]]:
-    """Texts and labels (label names, or integer indices as stored; multi-label: lists of names) from a labelled file.
-
-    Any format ``classify`` reads: ``.jsonl``, ``.csv``/``.tsv`` (whose labels are strings),
-    gzipped or not; a file name that names no format is read as JSON Lines. Only the first
-    ``limit`` records are read. Every problem is an :class:`InputError` naming the file and line.
-    """
-    if fmt is None:
-        try:
-            fmt = input_format_for(path)
-        except InputError:  # eval and calibrate have always read any file name as JSON Lines
-            fmt = "jsonl"
-    source = str(path)
-    texts: list[str] = []
-    labels: list[str | int | list[str]] = []
-    with InputFile(path) as infile:
-        for line, fields, text in RecordReader(infile.stream, fmt, source=source, text_field=text_field):
-            if label_field not in fields:
-                names = ", ".join(map(repr, fields)) or "none"
-                raise InputRecordError(source, line, f"no field {label_field!r} in this record (its fields: {names}); "
-                                                     "choose the label field with --label-field")
-            label = fields[label_field]
-            if not text.strip():
-                raise InputRecordError(source, line, f"field {text_field!r} must be a non-empty string")
-            names_list = isinstance(label, list) and all(isinstance(item, str) for item in label)
-            if not names_list and (isinstance(label, bool) or not isinstance(label, (str, int))):
-                raise InputRecordError(source, line, f"field {label_field!r} must be a label name or an integer "
-                                                     f"index (or, multi-label, a list of names), got {label!r}")
-            texts.append(text)
-            labels.append(label)
-            if limit is not None and len(texts) >= limit:
-                break  # stop before the next record: a bad one after the limit does not matter
-    if not texts:
-        raise InputError(f"{source}: no records")
-    return texts, labels

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import InputError
+from ..inputs import input_words
 from .readers import InputRecord
 
 OUTPUT_FORMATS = ("jsonl", "csv", "table", "parquet")
@@ -223,7 +224,7 @@ class TableWriter(Writer):
         label = _cut(label, self.label_width)
         prob = f"{top:.3f}" if top is not None else "-"
         room = self.width - (5 + 2 + self.label_width + 2 + 5 + 2)
-        text = _cut(" ".join(record.text.split()), max(room, 10))
+        text = _cut(" ".join(input_words(record.text).split()), max(room, 10))
         self.stream.write(f"{record.line:>5}  {label:<{self.label_width}}  {prob:>5}  {text}\n")
 
     def close(self) -> None:

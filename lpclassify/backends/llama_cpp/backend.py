@@ -43,7 +43,7 @@ import numpy as np
 from ...errors import CapacityError, ModelError
 from ...models.gguf import check_gguf
 from ...tokenization import EncodedText, common_prefix_length
-from ..base import ModelIdentity, ScoreResult
+from ..base import ChatTemplate, ModelIdentity, ScoreResult
 from ..reference import check_reference_capacity, score_each_alone
 from .bindings import KvMemory, create_context, default_threads, load_llama_cpp, load_model
 from .kv_cells import KvCells, Placement, Row
@@ -66,7 +66,7 @@ from .planner import (
     wave_copies,
     wave_rows,
 )
-from .vocab import Vocab, model_metadata
+from .vocab import Vocab, chat_template_text, model_metadata
 
 log = logging.getLogger("lpclassify")
 
@@ -178,6 +178,13 @@ class LlamaCppBackend:
 
     def token_text(self, token: int) -> str:
         return self.vocab.token_text(token)
+
+    def special_tokens(self, text: str) -> dict[str, int]:
+        return self.vocab.special_tokens(text)
+    def chat_template(self) -> ChatTemplate | None:
+        source = chat_template_text(self._lib, self._model)
+        bos, eos = (self.token_text(t) if t >= 0 else "" for t in (self.vocab.bos, self.vocab.eos))
+        return ChatTemplate(source, bos, eos, self.model_path.name) if source is not None else None
 
     def close(self) -> None:
         """Free llama.cpp's memory now rather than at garbage collection."""
