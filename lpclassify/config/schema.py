@@ -48,6 +48,10 @@ class Message:
     content: str
 
 
+# A config's prompt: a plain template, or chat messages rendered with the model's chat template.
+PromptTemplate = str | tuple[Message, ...]
+
+
 @dataclass(frozen=True)
 class Example:
     """A few-shot example: its fields' values and its label(s) (several only in multi-label mode)."""

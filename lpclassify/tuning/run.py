@@ -23,6 +23,7 @@ from ..backends.base import Backend
 from ..calibration import fit_bias_temperature, label_indices
 from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
+from ..config.schema import PromptTemplate
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
 from .search import CALIBRATIONS, OuterFold, PromptScores, Score, Search, Setting, nested_estimate, settings_for
@@ -43,7 +44,7 @@ class TuneResult:
     selection: Score  # the chosen setting's cross-validated score on all examples (optimistic: a maximum)
     baseline: Score | None  # the base config as it is, on all examples (None: its calibration needs labels/data)
     outer: list[OuterFold]
-    prompts: tuple[str, ...]
+    prompts: tuple[PromptTemplate, ...]
     n_examples: int
     folds: int
     n_settings: int
@@ -61,7 +62,7 @@ class TuneResult:
             "estimate_protocol": f"nested {self.folds}-fold cross-validation: in each outer fold the whole search "
                                  "ran on the other folds and its winner was scored on this fold",
             "selection_cv": score(self.selection), "baseline": score(self.baseline),
-            "chosen": {"prompt_index": self.setting.prompt, "prompt": self.prompts[self.setting.prompt],
+            "chosen": {"prompt_index": self.setting.prompt, "prompt": prompt_json(self.prompts[self.setting.prompt]),
                        "verbalizer": self.setting.verbalizer,
                        "completions": {label.name: list(label.completions) for label in self.config.labels},
                        "normalize": self.setting.normalize, "aggregate": self.setting.aggregate,
@@ -69,11 +70,16 @@ class TuneResult:
                        "bias": list(self.bias), "temperature": self.temperature},
             "outer_folds": [{"n": len(f.test_rows), "chosen": f.chosen.describe(), "inner_cv": score(f.inner),
                              "held_out": score(f.held_out)} for f in self.outer],
-            "prompts": list(self.prompts),
+            "prompts": [prompt_json(p) for p in self.prompts],
         }
 
 
-def prompt_scores(config: Config, backend: Backend, prompt: str, per_label: tuple[tuple[str, ...], ...],
+def prompt_json(prompt: PromptTemplate) -> str | list[dict[str, str]]:
+    """A plain template as it is; chat messages as ``{role, content}`` mappings (JSON has no dataclasses)."""
+    return prompt if isinstance(prompt, str) else [{"role": m.role, "content": m.content} for m in prompt]
+
+
+def prompt_scores(config: Config, backend: Backend, prompt: PromptTemplate, per_label: tuple[tuple[str, ...], ...],
                   texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> PromptScores:
     """One model pass: every candidate of every label after ``prompt``, on ``texts`` and the reference texts."""
     clf = Classifier(candidate_config(config, prompt, per_label), backend)
@@ -146,7 +152,8 @@ def tune(config: Config, backend: Backend, texts: Sequence[str], labels: Sequenc
                       time.perf_counter() - started, tuple(bias), float(temperature))
 
 
-def chosen_config(config: Config, prompt: str, setting: Setting, bias: Sequence[float], temperature: float) -> Config:
+def chosen_config(config: Config, prompt: PromptTemplate, setting: Setting, bias: Sequence[float],
+                  temperature: float) -> Config:
     """``config`` with what ``tune`` chose: prompt, completions, scoring, per-label bias and temperature."""
     labels = tuple(replace(label, completions=found, bias=float(b))
                    for label, found, b in zip(config.labels, setting.completions, bias, strict=True))

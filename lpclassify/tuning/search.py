@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..calibration import apply_prior, fit_bias_temperature, mean_prior
+from ..config.schema import PromptTemplate
 from ..normalize import aggregate, normalize, safe_log, softmax
 
 CALIBRATIONS = ("none", "contextual", "pmi")
@@ -33,7 +34,7 @@ Progress = Callable[[int], None]  # called with the number of settings just eval
 class PromptScores:
     """One prompt's model pass: every candidate's summed log-prob on the labelled texts and the references."""
 
-    prompt: str
+    prompt: PromptTemplate
     columns: tuple[tuple[int, str], ...]  # (label index, completion) per column
     logprobs: np.ndarray  # (n_texts, n_columns)
     n_tokens: np.ndarray  # (n_texts, n_columns)

@@ -18,6 +18,7 @@ import re
 from dataclasses import replace
 
 from ..config import Config, Label
+from ..config.schema import PromptTemplate
 
 STOPWORDS = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of",
@@ -66,7 +67,7 @@ def candidates(config: Config) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(c for c in found if owner[c] == i) for i, found in enumerate(proposed))
 
 
-def candidate_config(config: Config, prompt: str, per_label: tuple[tuple[str, ...], ...]) -> Config:
+def candidate_config(config: Config, prompt: PromptTemplate, per_label: tuple[tuple[str, ...], ...]) -> Config:
     """``config`` with ``prompt`` and every candidate as a completion, uncalibrated: the one model pass's label set."""
     labels = tuple(replace(label, completions=found, bias=0.0) for label, found in zip(config.labels, per_label))
     scoring = replace(config.scoring, calibration="none", calibration_file=None, temperature=1.0)
