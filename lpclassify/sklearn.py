@@ -30,6 +30,7 @@ import numpy as np
 
 from .classifier import Classifier
 from .config import Config, load_config, parse_config
+from .config.dump import prompt_data
 from .errors import MissingDependencyError
 
 try:
@@ -80,7 +81,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         runtime = {"n_ctx": self.n_ctx, "batch_size": self.batch_size, "threads": self.threads,
                    "n_gpu_layers": self.n_gpu_layers}
         # The overrides alone, validated by the config parser (same messages, same limits) ...
-        checked = parse_config({"prompt": self.prompt if self.prompt is not None else base.prompt,
+        checked = parse_config({"prompt": self.prompt if self.prompt is not None else prompt_data(base.prompt),
                                 "labels": list(base.label_names), "model": self.model or base.model,
                                 "scoring": {k: v for k, v in scoring.items() if v is not None},
                                 "decision": decision,

@@ -139,3 +139,10 @@ def test_as_texts_accepts_what_scikit_learn_passes() -> None:
         as_texts("abc")
     with pytest.raises(ValueError, match="strings"):
         as_texts([1, 2])
+
+
+@pytest.mark.parametrize("shipped", ["sentiment_chat", "entailment", "sentiment"])
+def test_the_estimator_keeps_chat_prompts_and_examples_of_its_config(shipped: str) -> None:
+    from lpclassify.config import load_config
+
+    assert ZeroShotClassifier(shipped).resolved_config() == load_config(shipped)

@@ -12,7 +12,20 @@ from typing import Any
 
 import yaml
 
-from .schema import DEFAULT_CONTENT_FREE, DEFAULT_EXAMPLE_SEPARATOR, Config, Decision, MultiLabel, Runtime
+from .schema import (
+    DEFAULT_CONTENT_FREE,
+    DEFAULT_EXAMPLE_SEPARATOR,
+    Config,
+    Decision,
+    MultiLabel,
+    PromptTemplate,
+    Runtime,
+)
+
+
+def prompt_data(prompt: PromptTemplate) -> str | list[dict[str, str]]:
+    """A prompt as the config file writes it: the template, or chat messages as ``{role, content}`` mappings."""
+    return prompt if isinstance(prompt, str) else [{"role": m.role, "content": m.content} for m in prompt]
 
 
 def config_mapping(config: Config) -> dict[str, Any]:
@@ -21,8 +34,7 @@ def config_mapping(config: Config) -> dict[str, Any]:
     if config.description:
         out["description"] = config.description
     out["model"] = config.model
-    out["prompt"] = (config.prompt if isinstance(config.prompt, str)
-                     else [{"role": m.role, "content": m.content} for m in config.prompt])
+    out["prompt"] = prompt_data(config.prompt)
     labels: dict[str, Any] = {}
     for label in config.labels:
         entry: dict[str, Any] = {"completions": list(label.completions)}

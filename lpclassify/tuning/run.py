@@ -23,6 +23,7 @@ from ..backends.base import Backend
 from ..calibration import fit_bias_temperature, label_indices
 from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
+from ..config.dump import prompt_data
 from ..config.schema import PromptTemplate
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
@@ -62,7 +63,7 @@ class TuneResult:
             "estimate_protocol": f"nested {self.folds}-fold cross-validation: in each outer fold the whole search "
                                  "ran on the other folds and its winner was scored on this fold",
             "selection_cv": score(self.selection), "baseline": score(self.baseline),
-            "chosen": {"prompt_index": self.setting.prompt, "prompt": prompt_json(self.prompts[self.setting.prompt]),
+            "chosen": {"prompt_index": self.setting.prompt, "prompt": prompt_data(self.prompts[self.setting.prompt]),
                        "verbalizer": self.setting.verbalizer,
                        "completions": {label.name: list(label.completions) for label in self.config.labels},
                        "normalize": self.setting.normalize, "aggregate": self.setting.aggregate,
@@ -70,13 +71,8 @@ class TuneResult:
                        "bias": list(self.bias), "temperature": self.temperature},
             "outer_folds": [{"n": len(f.test_rows), "chosen": f.chosen.describe(), "inner_cv": score(f.inner),
                              "held_out": score(f.held_out)} for f in self.outer],
-            "prompts": [prompt_json(p) for p in self.prompts],
+            "prompts": [prompt_data(p) for p in self.prompts],
         }
-
-
-def prompt_json(prompt: PromptTemplate) -> str | list[dict[str, str]]:
-    """A plain template as it is; chat messages as ``{role, content}`` mappings (JSON has no dataclasses)."""
-    return prompt if isinstance(prompt, str) else [{"role": m.role, "content": m.content} for m in prompt]
 
 
 def prompt_scores(config: Config, backend: Backend, prompt: PromptTemplate, per_label: tuple[tuple[str, ...], ...],
