@@ -47,6 +47,8 @@ def config_with(name: str, k: int, data: list[dict[str, Any]], **extra: Any) -> 
     config = yaml.safe_load((ROOT / "configs" / SETS[name][1]).read_text(encoding="utf-8"))
     if k:
         config["examples"] = examples(data, k)
+    # 16 AG News examples alone take ~1,250 tokens: every setting gets room for them, so all share one model.
+    config["runtime"] = {**config.get("runtime", {}), "n_ctx": 2048}
     return {**config, **extra}
 
 
