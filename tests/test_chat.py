@@ -23,6 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from test_backend import _model, independent_logprobs
 
 from lpclassify import Classifier, ConfigError, InputError, ModelError
+from lpclassify.backends.llama_cpp.backend import PIN_BLOCK
 from lpclassify.cli import main
 
 pytestmark = pytest.mark.model
@@ -176,7 +177,8 @@ def test_fields_from_jsonl_csv_and_mappings_score_as_the_same_prompt_prejoined(t
                     load_classifier=load_shared) == 0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         got = [[row["probabilities"][name] for name in ("yes", "no")] for row in rows]
-        np.testing.assert_allclose(got, fields.probabilities(fields.raw_scores(PAIRS)), rtol=0, atol=1e-12)
+        # The CLI writes probabilities rounded to 6 decimals.
+        np.testing.assert_allclose(got, fields.probabilities(fields.raw_scores(PAIRS)), rtol=0, atol=5e-7)
 
 
 def test_missing_fields_are_located_errors_with_a_did_you_mean(tmp_path: Path, smollm2_backend, capsys) -> None:
@@ -213,7 +215,11 @@ def test_few_shot_examples_cost_little_per_text(smollm2_backend) -> None:
         before = stats.tokens_decoded
         clf.raw_scores(texts)
         counts.append(stats.tokens_decoded - before)
-    assert counts[1] <= counts[0] + 16  # the examples are not decoded again per text
+    # The examples are not decoded again per text: only the prefix's last partial block of PIN_BLOCK
+    # cells (the engine pins whole 16-cell softmax blocks) goes with each text.
+    extra_per_text = (counts[1] - counts[0]) / len(texts)
+    assert extra_per_text < PIN_BLOCK
+    assert extra_per_text < (len(shots.scorer.prefix) - len(plain.scorer.prefix)) / 4
     fast, oracle = shots.raw_scores(texts[:3]), shots.raw_scores(texts[:3], reference=True)
     assert np.abs(fast.logprobs - oracle.logprobs).max() <= 1e-4
 

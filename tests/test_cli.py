@@ -215,9 +215,9 @@ def test_user_errors_are_exit_2_with_one_line(argv: list[str], words: list[str],
 
 def test_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text("prompt: 'Review: {txt}'\nlabels: [a, b]\n", encoding="utf-8")
+    config.write_text("prompt: 'Review: {text}'\nlabls: [a, b]\n", encoding="utf-8")
     assert main(["classify", "-c", str(config), "some text"]) == 2
-    assert_one_line_error(capsys.readouterr().err, "bad.yaml", "prompt", "{text}")
+    assert_one_line_error(capsys.readouterr().err, "bad.yaml", "labls", "did you mean 'labels'")
 
 
 def test_models_path_of_a_model_that_is_not_downloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
