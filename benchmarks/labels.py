@@ -4,7 +4,7 @@
     python benchmarks/labels.py --counts 77 1000 --texts 4 --model smollm2-135m
 
 Label sets are real words and two-word phrases taken from AG News (../shared/data), the most
-frequent first, so their completions are 1-4 tokens; the same fixed texts are classified at
+frequent first, keeping those whose completions are 1-4 tokens; the same fixed texts are classified at
 every label count. Per count, in its own process (so peak RSS is its own): engine texts/s
 (backend.score on pre-encoded texts) and end-to-end texts/s (classify_many), tokens decoded
 per text against the minimal count (prompt tokens past the cache + one per fed trie node),
@@ -25,9 +25,14 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lpclassify import Classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "agnews.jsonl"
@@ -38,11 +43,13 @@ STOP = set(
     being before under percent says new quot href http https www reuters afp target font face class fullquote
     aspx ticker investor""".split())  # noqa: SIM905 - a word list reads best as text
 COUNTS = [4, 20, 77, 150, 500, 1000]
+MAX_COMPLETION_TOKENS = 4
 REFERENCE_LABELS = 12  # labels the reference loop is timed on, per count
 
 
-def label_names(n: int) -> list[str]:
-    """The n most frequent words (two of every five: two-word phrases) of AG News, deterministic."""
+def label_names(n: int, fits: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """The n most frequent words (two of every five: two-word phrases) of AG News that ``fits``
+    accepts, deterministic."""
     words: collections.Counter[str] = collections.Counter()
     pairs: collections.Counter[str] = collections.Counter()
     with DATA.open(encoding="utf-8") as handle:
@@ -51,15 +58,25 @@ def label_names(n: int) -> list[str]:
             words.update(t for t in tokens if len(t) >= 4 and t not in STOP)
             pairs.update(f"{a} {b}" for a, b in itertools.pairwise(tokens)
                          if len(a) >= 4 and len(b) >= 4 and a != b and a not in STOP and b not in STOP)
-    singles = [w for w, _ in words.most_common(2 * n)]
-    doubles = [p for p, _ in pairs.most_common(2 * n)]
+    singles = [w for w, _ in words.most_common()]
+    doubles = [p for p, _ in pairs.most_common()]
     names: list[str] = []
     while len(names) < n:
         source = doubles if len(names) % 5 in (1, 3) and doubles else singles
         name = source.pop(0)
-        if name not in names:
+        if name not in names and fits(name):
             names.append(name)
     return names
+
+
+def short_label_names(n: int, probe: Classifier) -> list[str]:
+    """label_names(n) whose completions (" name" after the prompt) are 1-4 tokens on ``probe``'s model."""
+    from lpclassify import Classifier
+
+    pool = label_names(3 * n)
+    pooled = Classifier.from_config({"prompt": PROMPT, "labels": pool}, backend=probe.backend)
+    lengths = {c.completion.strip(): len(c.tokens) for c in pooled.encode(read_texts(1)[0])[0].candidates}
+    return label_names(n, lambda name: lengths.get(name, MAX_COMPLETION_TOKENS + 1) <= MAX_COMPLETION_TOKENS)
 
 
 def read_texts(n: int) -> list[str]:
@@ -76,8 +93,9 @@ def measure(model: str, count: int, n_texts: int) -> dict:
     from lpclassify import Classifier
     from lpclassify.backends.llama_cpp.planner import trie_leaves
 
-    names = label_names(count)
-    clf = Classifier.from_config({"prompt": PROMPT, "labels": names}, model=model)
+    probe = Classifier.from_config({"prompt": PROMPT, "labels": ["yes", "no"]}, model=model)
+    names = short_label_names(count, probe)
+    clf = Classifier.from_config({"prompt": PROMPT, "labels": names}, backend=probe.backend)
     backend = clf.backend
     texts = read_texts(n_texts)
     encoded = [clf.encode(t)[0] for t in texts]

@@ -33,7 +33,7 @@ FILLER_SEQS = range(64, 128)  # one per line of ALIGN cells: the first 4096 cell
 N_SEQ_MAX = 128
 KV_STEP = 256  # llama.cpp pads the attended KV cells to a multiple of 256 (llama_kv_cache::get_n_kv)
 # Decodes shorter than this are padded; llama.cpp's CPU kernels agree for 8+ token batches.
-MIN_DECODE_TOKENS = 16
+MIN_DECODE_TOKENS = 8
 
 # A trie node: the tokens after the prompt (() is the last prompt row) -> log p of each token read there.
 NodeValues = dict[tuple[int, ...], dict[int, float]]
