@@ -55,8 +55,8 @@ def config_with(name: str, k: int, data: list[dict[str, Any]], **extra: Any) -> 
 def cost(args: argparse.Namespace) -> None:
     from lpclassify import Classifier
 
-    print("| model | data | examples | prefix tokens | s/text | tokens decoded/text | cost vs none |\n"
-          "|---|---|---:|---:|---:|---:|---:|")
+    print("| model | data | examples | prefix tokens | s/text | tokens decoded/text | decodes/text | cost vs none |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.sets:
         data = rows(name)
         texts = [row["text"] for row in data[: args.n]]
@@ -66,17 +66,20 @@ def cost(args: argparse.Namespace) -> None:
                                      backend) for k in args.shots}
         best: dict[int, float] = {k: float("inf") for k in args.shots}
         tokens: dict[int, int] = {}
+        decodes: dict[int, int] = {}
         for _ in range(args.repeats):
             for k, clf in classifiers.items():  # interleaved: a busy machine slows every setting alike
                 clf.raw_scores(texts[:1])  # the examples' prefix is decoded here, once
-                before = backend.stats.tokens_decoded
+                before = backend.stats.tokens_decoded, backend.stats.decode_calls
                 start = time.perf_counter()
                 clf.raw_scores(texts)
                 best[k] = min(best[k], time.perf_counter() - start)
-                tokens[k] = backend.stats.tokens_decoded - before
+                tokens[k] = backend.stats.tokens_decoded - before[0]
+                decodes[k] = backend.stats.decode_calls - before[1]
         for k, clf in classifiers.items():
             print(f"| {args.model} | {name} | {k} | {len(clf.scorer.prefix)} | {best[k] / len(texts):.4f} | "
-                  f"{tokens[k] / len(texts):.1f} | {best[k] / best[args.shots[0]]:.2f}x |", flush=True)
+                  f"{tokens[k] / len(texts):.1f} | {decodes[k] / len(texts):.2f} | "
+                  f"{best[k] / best[args.shots[0]]:.2f}x |", flush=True)
 
 
 def accuracy_of(clf: Any, data: list[dict[str, Any]], n: int) -> tuple[float, float, float]:
