@@ -47,6 +47,7 @@ from .calibration import BATCH_CHUNK, CalibrationState
 from .classifier import Classifier
 from .config import Config, load_config
 from .errors import ModelError
+from .inputs import Input
 
 if TYPE_CHECKING:
     import ray.data
@@ -153,12 +154,30 @@ class Predictor:
             setattr(state, f.name, getattr(snapshot.state, f.name))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.text_column not in batch:
-            raise KeyError(f"no column {self.text_column!r} in the dataset (its columns: "
-                           f"{', '.join(map(repr, batch))}); pass text_column=")
-        texts = [t if not isinstance(t, bytes) else t.decode("utf-8") for t in batch[self.text_column].tolist()]
-        predictions = self.classifier.classify_many(texts)
+        predictions = self.classifier.classify_many(self.inputs(batch))
         return prediction_columns(batch, predictions, self.classifier.config.label_names)
+
+    def inputs(self, batch: Mapping[str, np.ndarray]) -> list[Input]:
+        """The batch's texts (``text_column``), or records of the columns a template with several
+        fields (``{premise}``, ``{hypothesis}``) names."""
+        names = self.classifier.config.fields
+        if len(names) == 1:
+            if self.text_column not in batch:
+                raise KeyError(f"no column {self.text_column!r} in the dataset (its columns: "
+                               f"{', '.join(map(repr, batch))}); pass text_column=")
+            return [as_text(value) for value in batch[self.text_column].tolist()]
+        missing = [name for name in names if name not in batch]
+        if missing:
+            raise KeyError(f"the prompt uses the fields {', '.join(names)}; the dataset has no column "
+                           f"{', '.join(map(repr, missing))} (its columns: {', '.join(map(repr, batch))})")
+        columns = [[as_text(value) for value in batch[name].tolist()] for name in names]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def as_text(value: Any) -> Any:
+    """A string column's value as str (Arrow may hand strings back as bytes); anything else as it
+    is, for the classifier to refuse with its own message."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def assigned_cpus() -> int | None:
@@ -204,7 +223,9 @@ def classify_dataset(ds: ray.data.Dataset, config: str | Path | Mapping[str, Any
     defaults to the cluster's CPUs // ``threads`` (``threads`` defaults to 1); ``batch_size`` is
     the rows per actor call (default: the classifier's chunk, see the module notes on batch
     calibration); ``runtime`` overrides ``runtime.*`` settings (``batch_size`` there is texts
-    per llama.cpp decode). ``num_gpus``/``n_gpu_layers`` pass through for GPU builds. The input
+    per llama.cpp decode). ``text_column`` holds the text of a ``{text}``-only template; a template
+    with several fields (``{premise}``, ``{hypothesis}``) reads the columns of those names.
+    ``num_gpus``/``n_gpu_layers`` pass through for GPU builds. The input
     is read and cut into blocks now (materialized); nothing is classified until the result is
     consumed or written.
     """

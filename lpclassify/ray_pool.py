@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .classifier import Classifier
     from .config import Config
     from .decision import Prediction
+    from .inputs import Input
 
 
 class ChunkActor:
@@ -35,7 +36,7 @@ class ChunkActor:
     def __init__(self, snapshot: Snapshot, threads: int, n_gpu_layers: int | None = None) -> None:
         self.predictor = Predictor(snapshot, threads=threads, n_gpu_layers=n_gpu_layers)
 
-    def classify(self, texts: list[str]) -> list[Prediction]:
+    def classify(self, texts: list[Input]) -> list[Prediction]:
         return self.predictor.classifier.classify_many(texts)
 
     def ready(self) -> bool:
@@ -69,7 +70,7 @@ class ActorPoolClassifier:
     def config(self) -> Config:
         return self.driver.config
 
-    def iter_classify(self, texts: Iterable[str], *, chunk_size: int | None = None) -> Iterator[Prediction]:
+    def iter_classify(self, texts: Iterable[Input], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Predictions in input order; ``chunk_size`` as in ``Classifier.iter_classify`` (default: its chunk).
 
         Chunks go to the actors in turn, two queued per actor so that none waits for the driver
@@ -87,7 +88,7 @@ class ActorPoolClassifier:
         while pending:
             yield from self._get(ray, pending.popleft())
 
-    def classify_many(self, texts: Iterable[str]) -> list[Prediction]:
+    def classify_many(self, texts: Iterable[Input]) -> list[Prediction]:
         return list(self.iter_classify(texts))
 
     @staticmethod
@@ -111,9 +112,9 @@ class ActorPoolClassifier:
         self.actors = []
 
 
-def chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+def chunks(texts: Iterable[Input], size: int) -> Iterator[list[Input]]:
     """Consecutive lists of ``size`` texts (the last one shorter), read lazily."""
-    chunk: list[str] = []
+    chunk: list[Input] = []
     for text in texts:
         chunk.append(text)
         if len(chunk) >= size:

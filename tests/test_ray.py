@@ -107,6 +107,20 @@ def test_the_calibration_file_is_read_in_the_driver_only(tmp_path: Path) -> None
     assert out["prob_positive"].tolist() == [p.probabilities["positive"] for p in driver.classify_many(TEXTS[:12])]
 
 
+def test_a_template_with_several_fields_reads_their_columns() -> None:
+    path = model_path("smollm2")
+    pair = {"prompt": "Premise: {premise}\nHypothesis: {hypothesis}\nTrue or false? Answer:",
+            "labels": {"true": {"completions": [" true"]}, "false": {"completions": [" false"]}}}
+    driver = Classifier.from_config(pair, str(path), backend=cached_backend(path, 512, threads=1), n_ctx=512)
+    predictor = Predictor(prepare(driver), backend=driver.backend)
+    pairs = [{"premise": POSITIVE[i], "hypothesis": NEGATIVE[(i + k) % 5]} for i in range(5) for k in range(2)]
+    out = predictor({"id": np.arange(10), **{name: np.array([p[name] for p in pairs], dtype=object)
+                                             for name in ("hypothesis", "premise")}})
+    assert out["prob_true"].tolist() == [p.probabilities["true"] for p in driver.classify_many(pairs)]
+    with pytest.raises(KeyError, match="no column 'hypothesis'"):
+        predictor({"premise": np.array(["a"], dtype=object), "text": np.array(["b"], dtype=object)})
+
+
 def test_prediction_columns_keep_input_columns_and_rename_clashes() -> None:
     from lpclassify.decision import Prediction
 
