@@ -112,24 +112,34 @@ def accuracy(args: argparse.Namespace) -> None:
 
 
 def chat(args: argparse.Namespace) -> None:
-    """SmolLM2-Instruct with its chat template vs the shipped plain prompt (same labels, same calibration)."""
+    """SmolLM2-Instruct with its chat template vs the shipped plain prompt (same labels, same calibration).
+
+    Two chat variants: one-word replies ("positive"), and replies opened by a lead-in
+    ("Sentiment: positive", as configs/sentiment_chat.yaml does): the lead-in's log-prob is the
+    same for every label, so it cancels, and the label word is read where the model expects one.
+    """
     from lpclassify import Classifier
 
     users = {"sst2": ("You classify the sentiment of movie reviews. Answer with one word, positive or negative.",
-                      "Review: {text}\nIs this review positive or negative?"),
+                      "Review: {text}\nIs this review positive or negative?", "Sentiment: "),
              "agnews": ("You classify news articles into one of four categories: World, Sports, Business, "
                         "Technology. Answer with the category only.",
-                        "Article: {text}\nCategory?")}
+                        "Article: {text}\nCategory?", "Category: ")}
     print("| model | data | prompt | N | accuracy (contextual) | uncalibrated | s |\n|---|---|---|---:|---:|---:|---:|")
     for name in args.sets:
         data = rows(name)
         plain = config_with(name, 0, data)
-        system, user = users[name]
-        chat_config = {**plain, "prompt": {"system": system, "user": user},
-                       "labels": {label: {"completions": [c.lstrip() for c in settings["completions"]]}
-                                  for label, settings in plain["labels"].items()}}
+        system, user, lead = users[name]
+
+        def chat_config(lead: str, plain: dict[str, Any] = plain, system: str = system,
+                        user: str = user) -> dict[str, Any]:
+            return {**plain, "prompt": {"system": system, "user": user},
+                    "labels": {label: {"completions": [lead + c.lstrip() for c in settings["completions"]]}
+                               for label, settings in plain["labels"].items()}}
+
         backend = None
-        for kind, config in (("plain", plain), ("chat", chat_config)):
+        for kind, config in (("plain", plain), ("chat, one-word reply", chat_config("")),
+                             (f"chat, reply opened by {lead.strip()!r}", chat_config(lead))):
             clf = Classifier.from_config(config, model="smollm2-135m", backend=backend)
             backend = clf.backend
             calibrated, uncalibrated, seconds = accuracy_of(clf, data, args.n)
