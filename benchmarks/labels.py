@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import itertools
 import json
 import re
@@ -47,9 +48,9 @@ MAX_COMPLETION_TOKENS = 4
 REFERENCE_LABELS = 12  # labels the reference loop is timed on, per count
 
 
-def label_names(n: int, fits: Callable[[str], bool] = lambda name: True) -> list[str]:
-    """The n most frequent words (two of every five: two-word phrases) of AG News that ``fits``
-    accepts, deterministic."""
+@functools.cache
+def ranked_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """AG News's words and two-word phrases (4+ letters, no stop words), most frequent first."""
     words: collections.Counter[str] = collections.Counter()
     pairs: collections.Counter[str] = collections.Counter()
     with DATA.open(encoding="utf-8") as handle:
@@ -58,24 +59,27 @@ def label_names(n: int, fits: Callable[[str], bool] = lambda name: True) -> list
             words.update(t for t in tokens if len(t) >= 4 and t not in STOP)
             pairs.update(f"{a} {b}" for a, b in itertools.pairwise(tokens)
                          if len(a) >= 4 and len(b) >= 4 and a != b and a not in STOP and b not in STOP)
-    singles = [w for w, _ in words.most_common()]
-    doubles = [p for p, _ in pairs.most_common()]
+    return tuple(w for w, _ in words.most_common()), tuple(p for p, _ in pairs.most_common())
+
+
+def label_names(n: int, fits: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """The n most frequent words (two of every five: two-word phrases) of AG News that ``fits``
+    accepts, deterministic."""
+    ranked_singles, ranked_doubles = ranked_words()
+    singles, doubles = collections.deque(ranked_singles), collections.deque(ranked_doubles)
     names: list[str] = []
     while len(names) < n:
         source = doubles if len(names) % 5 in (1, 3) and doubles else singles
-        name = source.pop(0)
+        name = source.popleft()
         if name not in names and fits(name):
             names.append(name)
     return names
 
 
-def short_label_names(n: int, probe: Classifier) -> list[str]:
-    """label_names(n) whose completions (" name" after the prompt) are 1-4 tokens on ``probe``'s model."""
-    from lpclassify import Classifier
-
-    pool = label_names(3 * n)
-    pooled = Classifier.from_config({"prompt": PROMPT, "labels": pool}, backend=probe.backend)
-    lengths = {c.completion.strip(): len(c.tokens) for c in pooled.encode(read_texts(1)[0])[0].candidates}
+def short_label_names(n: int, pool: Classifier) -> list[str]:
+    """label_names(n) whose completions (" name" after the prompt) are 1-4 tokens, as ``pool``
+    (a classifier over label_names(3 * n)) tokenizes them."""
+    lengths = {c.completion.strip(): len(c.tokens) for c in pool.encode(read_texts(1)[0])[0].candidates}
     return label_names(n, lambda name: lengths.get(name, MAX_COMPLETION_TOKENS + 1) <= MAX_COMPLETION_TOKENS)
 
 
@@ -93,9 +97,8 @@ def measure(model: str, count: int, n_texts: int) -> dict:
     from lpclassify import Classifier
     from lpclassify.backends.llama_cpp.planner import trie_leaves
 
-    probe = Classifier.from_config({"prompt": PROMPT, "labels": ["yes", "no"]}, model=model)
-    names = short_label_names(count, probe)
-    clf = Classifier.from_config({"prompt": PROMPT, "labels": names}, backend=probe.backend)
+    pool = Classifier.from_config({"prompt": PROMPT, "labels": label_names(3 * count)}, model=model)
+    clf = Classifier.from_config({"prompt": PROMPT, "labels": short_label_names(count, pool)}, backend=pool.backend)
     backend = clf.backend
     texts = read_texts(n_texts)
     encoded = [clf.encode(t)[0] for t in texts]
