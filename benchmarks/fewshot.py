@@ -130,21 +130,21 @@ def chat(args: argparse.Namespace) -> None:
         data = rows(name)
         plain = config_with(name, 0, data)
         system, user, lead = users[name]
-
-        def chat_config(lead: str, plain: dict[str, Any] = plain, system: str = system,
-                        user: str = user) -> dict[str, Any]:
-            return {**plain, "prompt": {"system": system, "user": user},
-                    "labels": {label: {"completions": [lead + c.lstrip() for c in settings["completions"]]}
-                               for label, settings in plain["labels"].items()}}
-
         backend = None
-        for kind, config in (("plain", plain), ("chat, one-word reply", chat_config("")),
-                             (f"chat, reply opened by {lead.strip()!r}", chat_config(lead))):
+        for kind, config in (("plain", plain), ("chat, one-word reply", chat_config(plain, system, user, "")),
+                             (f"chat, reply opened by {lead.strip()!r}", chat_config(plain, system, user, lead))):
             clf = Classifier.from_config(config, model="smollm2-135m", backend=backend)
             backend = clf.backend
             calibrated, uncalibrated, seconds = accuracy_of(clf, data, args.n)
             print(f"| smollm2-135m | {name} | {kind} | {args.n} | {calibrated:.3f} | {uncalibrated:.3f} | "
                   f"{seconds:.0f} |", flush=True)
+
+
+def chat_config(plain: dict[str, Any], system: str, user: str, lead: str) -> dict[str, Any]:
+    """``plain`` asked as a chat: each completion, without its leading space, after ``lead``."""
+    return {**plain, "prompt": {"system": system, "user": user},
+            "labels": {label: {"completions": [lead + c.lstrip() for c in settings["completions"]]}
+                       for label, settings in plain["labels"].items()}}
 
 
 def main() -> None:
