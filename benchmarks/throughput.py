@@ -113,12 +113,13 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
 
 def _labels(clf, texts, token_logprobs) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Labels from per-token log-probs, through the classifier's own maths."""
-    from lpclassify.normalize import label_scores
+    from lpclassify.normalize import aggregate
     from lpclassify.scores import completion_score
 
     logprobs = np.array([[completion_score("", c, v).logprob for c, v in zip(clf.encode(t)[0].candidates, per)]
                          for t, per in zip(texts, token_logprobs)])
-    return label_scores(logprobs, clf.scorer.slots, len(clf.classes_), "logsumexp").argmax(axis=1)
+    owners = [slot.label for slot in clf.scorer.slots]
+    return aggregate(logprobs, owners, len(clf.classes_), "logsumexp").argmax(axis=1)
 
 
 # The issue's targets: speed-up per data set, efficiency, exactness, memory of the default model.

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends.base import Backend
-from .calibration import BATCH_CHUNK, CalibrationState, FittedCalibration
+from . import calibration
+from .calibration import CalibrationState, FittedCalibration
 from .calibrator import Calibrator, label_indices
 from .config import Config, load_config
 from .decision import Prediction, decide
 from .errors import InputError
-from .inputs import Input, is_blank
+from .inputs import Input, chunks, is_blank
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
@@ -193,17 +194,7 @@ class Classifier:
 
     def iter_classify(self, texts: Iterable[Input], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
-        size = chunk_size or max(1, self.config.runtime.batch_size) * 4
-        if chunk_size is None and self.config.scoring.calibration == "batch":
-            # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
-            size = max(size, BATCH_CHUNK)
-        chunk: list[Input] = []
-        for text in texts:
-            chunk.append(text)
-            if len(chunk) >= size:
-                yield from self._classify_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in chunks(texts, chunk_size or classify_chunk(self.config)):
             yield from self._classify_chunk(chunk)
 
     def _classify_chunk(self, texts: Sequence[Input]) -> list[Prediction]:
@@ -252,3 +243,12 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.name!r}, labels={list(self.config.label_names)})"
+
+
+def classify_chunk(config: Config) -> int:
+    """Texts per ``classify_many`` model call; batch calibration divides by each such chunk's mean,
+    so it needs a chunk worth averaging (:func:`~lpclassify.calibration.batch_chunk_size`)."""
+    batch_size = config.runtime.batch_size
+    if calibration.get(config.scoring.calibration).uses_batch:
+        return calibration.batch_chunk_size(batch_size)
+    return calibration.classify_chunk_size(batch_size)

@@ -39,7 +39,7 @@ import numpy as np
 from . import calibration, metrics
 from .config import NORMALIZATIONS
 from .errors import InputError
-from .inputs import Input
+from .inputs import Input, chunks, input_words
 from .normalize import safe_log
 from .records.writers import json_safe
 from .scores import RawScores
@@ -76,10 +76,12 @@ def score_texts(clf: Classifier, texts: Sequence[Input], *, chunk: int = 64,
                 progress: Callable[[int, int], None] | None = None) -> RawScores:
     """The one model pass: raw scores of every text (in chunks, to report progress)."""
     parts = []
-    for start in range(0, len(texts), chunk):
-        parts.append(clf.raw_scores(list(texts[start:start + chunk])))
+    done = 0
+    for part in chunks(texts, chunk):
+        parts.append(clf.raw_scores(part))
+        done += len(part)
         if progress is not None:
-            progress(min(start + chunk, len(texts)), len(texts))
+            progress(done, len(texts))
     return RawScores.concat(parts)
 
 
@@ -87,9 +89,38 @@ def method_probabilities(clf: Classifier, raw: RawScores, texts: Sequence[Input]
                          normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
     """Probabilities of every text under ``method``/``normalize`` and a note saying how they were obtained.
 
-    Each method decides how to stay honest on labelled texts (see ``Calibration.out_of_sample``).
+    A method that learns from the texts being evaluated is kept honest by what it says it needs
+    (see the module docstring): labels -> cross-validated, the batch -> ``classify_many``'s chunks,
+    in-domain texts it lacks -> drawn from the evaluation texts, unlabelled. The rest compute
+    exactly what the classifier would.
     """
-    return calibration.get(method).out_of_sample(clf, raw, texts, y, normalize, use_own_fit=use_own_fit)
+    method_ = calibration.get(method)
+    if method_.needs_labels:
+        own = clf.calibration_state.fitted
+        if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.aggregate):
+            return clf.probabilities(raw, method=method, normalize=normalize), \
+                f"the classifier's own fit ({own[0].n_examples} examples; in-sample if fitted on these texts)"
+        log_probs = safe_log(clf.probabilities(raw, calibrate=False, normalize=normalize))
+        return calibration.cross_validated_fit(log_probs, y), f"{calibration.CV_FOLDS}-fold cross-validated"
+    if method_.uses_batch:  # the chunks classify_many calibrates over, in input order
+        chunk = calibration.batch_chunk_size(clf.config.runtime.batch_size)
+        parts = [clf.probabilities(part, method=method, normalize=normalize) for part in raw_chunks(raw, chunk)]
+        return np.concatenate(parts), f"per chunk of {chunk} texts (chunks under {calibration.MIN_BATCH} unchanged)"
+    if isinstance(method_, calibration.Domain):
+        state = clf.calibration_state
+        if state.domain_inputs is None and state.domain_stored_prior is None:
+            # No in-domain texts of its own: draw the words from the evaluation texts, unlabelled.
+            inputs = calibration.domain_inputs([input_words(t) for t in texts])
+            prior = calibration.mean_prior(clf.calibrator.uncalibrated(inputs, normalize))
+            probs = calibration.apply_prior(clf.probabilities(raw, calibrate=False, normalize=normalize), prior)
+            return probs, f"prior from {len(inputs)} random-word inputs drawn from the evaluation texts (unlabelled)"
+        return clf.probabilities(raw, method=method, normalize=normalize), "the classifier's domain prior"
+    return clf.probabilities(raw, method=method, normalize=normalize), ""
+
+
+def raw_chunks(raw: RawScores, size: int) -> list[RawScores]:
+    """``raw`` in consecutive chunks of ``size`` texts (the last one shorter)."""
+    return [raw.rows(slice(start, start + size)) for start in range(0, len(raw), size)]
 
 
 # --------------------------------------------------------------------------- reports

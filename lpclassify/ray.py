@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .calibration import BATCH_CHUNK, CalibrationState
-from .classifier import Classifier
+from .calibration import CalibrationState
+from .classifier import Classifier, classify_chunk
 from .config import Config, load_config
 from .errors import ModelError
 from .inputs import Input
@@ -79,8 +79,7 @@ class Snapshot:
     @property
     def chunk(self) -> int:
         """Texts per ``classify_many`` chunk: what batch calibration averages over."""
-        size = max(1, self.config.runtime.batch_size) * 4
-        return max(size, BATCH_CHUNK) if self.config.scoring.calibration == "batch" else size
+        return classify_chunk(self.config)
 
 
 def prepare(config: str | Path | Mapping[str, Any] | Config | Classifier, model: str | None = None,
@@ -103,9 +102,7 @@ def prepare(config: str | Path | Mapping[str, Any] | Config | Classifier, model:
     try:
         return _snapshot(clf, spec)
     finally:
-        close = getattr(clf.backend, "close", None)
-        if close is not None:
-            close()
+        clf.backend.close()
 
 
 def _snapshot(clf: Classifier, model: str | None) -> Snapshot:

@@ -8,15 +8,27 @@
 """
 
 from .base import Calibration, Context
-from .fitted import FittedCalibration, cross_validated_fit, fit_bias_temperature, label_indices
+from .fitted import CV_FOLDS, FittedCalibration, cross_validated_fit, fit_bias_temperature, label_indices
 from .pmi import pmi_scores
-from .priors import BATCH_CHUNK, MIN_BATCH, apply_prior, batch_calibrate, batch_chunk_size, domain_inputs, mean_prior
+from .priors import (
+    BATCH_CHUNK,
+    MIN_BATCH,
+    Domain,
+    PriorCalibration,
+    apply_prior,
+    batch_calibrate,
+    batch_chunk_size,
+    classify_chunk_size,
+    domain_inputs,
+    mean_prior,
+)
 from .registry import get, method_names, register, unregister
 from .state import CalibrationState
 
 __all__ = [
-    "BATCH_CHUNK", "MIN_BATCH", "Calibration", "CalibrationState", "Context", "FittedCalibration",
-    "apply_prior", "batch_calibrate", "batch_chunk_size", "cross_validated_fit", "domain_inputs",
+    "BATCH_CHUNK", "CV_FOLDS", "MIN_BATCH", "Calibration", "CalibrationState", "Context", "Domain",
+    "FittedCalibration", "PriorCalibration",
+    "apply_prior", "batch_calibrate", "batch_chunk_size", "classify_chunk_size", "cross_validated_fit", "domain_inputs",
     "fit_bias_temperature", "get", "label_indices", "mean_prior", "method_names", "pmi_scores", "register",
     "unregister",
 ]

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..errors import ConfigError
-from ..normalize import log_probabilities, safe_log, softmax
+from ..normalize import log_probabilities, softmax
 from .base import Calibration, Context
 
-if TYPE_CHECKING:
-    from ..classifier import Classifier
-    from ..inputs import Input
-    from ..scores import RawScores
 
 CV_FOLDS = 5
 CV_SEED = 0
@@ -172,11 +166,12 @@ def cross_validated_fit(log_probs: np.ndarray, y: np.ndarray, *, folds: int = CV
 
 class Fitted(Calibration):
     name = "fitted"
+    needs_labels = True
     summary = "per-label bias and a temperature fitted on labelled examples (Classifier.fit, lpclassify calibrate)"
 
     def fit_in_use(self, context: Context) -> FittedCalibration:
         fitted = context.state.fitted
-        source = context.config.source
+        source = context.source
         if fitted is None:
             raise ConfigError("fitted calibration needs parameters: call Classifier.fit(texts, labels) or set "
                               "scoring.calibration_file to a file written by `lpclassify calibrate`",
@@ -190,12 +185,3 @@ class Fitted(Calibration):
 
     def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
         return self.fit_in_use(context).apply(log_probabilities(label_scores))
-
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray,
-                      normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
-        own = clf.calibration_state.fitted
-        if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.aggregate):
-            return clf.probabilities(raw, method=self.name, normalize=normalize), \
-                f"the classifier's own fit ({own[0].n_examples} examples; in-sample if fitted on these texts)"
-        log_probs = safe_log(clf.probabilities(raw, calibrate=False, normalize=normalize))
-        return cross_validated_fit(log_probs, y), f"{CV_FOLDS}-fold cross-validated"
