@@ -22,6 +22,7 @@ from .calibration.references import ReferenceCache
 from .calibration.store import write_calibration_file
 from .errors import ConfigError, InputError
 from .inputs import Input, input_words
+from .labels import label_indices
 from .normalize import safe_log
 from .scorer import Scorer
 from .scores import RawScores
@@ -169,11 +170,3 @@ class Calibrator:
 
     def load(self, path: str | Path) -> None:
         self.state.load(path, self.config.label_names, self.model_name, source=self.config.source)
-
-
-def label_indices(labels: Sequence[Any], names: Sequence[str]) -> np.ndarray:
-    """True labels as indices (names or indices in the config's order); InputError if one is neither."""
-    try:
-        return calibration.label_indices(labels, names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None

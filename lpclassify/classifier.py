@@ -15,20 +15,20 @@ It never reads argv, prints or exits: I/O lives in :mod:`lpclassify.cli` and :mo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backends.base import Backend
 from . import calibration
+from .backends.base import Backend
 from .calibration import CalibrationState, FittedCalibration
-from .calibrator import Calibrator, label_indices
-from .config import Config, load_config
+from .calibrator import Calibrator
+from .config import Config, load_config, with_runtime
 from .decision import Prediction, decide
 from .errors import InputError
 from .inputs import Input, chunks, is_blank
+from .labels import label_indices
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
@@ -54,19 +54,16 @@ class Classifier:
         :class:`Config`) and its model.
 
         ``model`` overrides the config's model (a registry name or a ``.gguf`` path);
-        ``runtime`` overrides ``runtime.*`` settings such as ``batch_size`` or ``threads``.
+        ``runtime`` overrides ``runtime.*`` settings such as ``batch_size`` or ``threads``, checked as the
+        config file's are (``ConfigError`` naming ``runtime.<name>`` for a bad value or an unknown name).
         """
-        config = load_config(config)
-        if runtime:
-            config = replace(config, runtime=replace(config.runtime, **runtime))
+        config = with_runtime(load_config(config), runtime)  # a bad value: ConfigError naming runtime.<name>
         if backend is None:
-            from .backends.llama_cpp import LlamaCppBackend  # loads llama.cpp's shared library
+            from .backends.shared import runtime_backend
             from .models import resolve_model
 
             path = resolve_model(model or config.model, download=download)
-            rt = config.runtime
-            backend = LlamaCppBackend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=rt.threads,
-                                      n_gpu_layers=rt.n_gpu_layers, verbose=verbose)
+            backend = runtime_backend(path, config.runtime, verbose=verbose)
         return cls(config, backend)
 
     @property

@@ -40,6 +40,7 @@ from . import calibration, metrics
 from .config import NORMALIZATIONS
 from .errors import InputError
 from .inputs import Input, chunks, input_words
+from .labels import label_indices
 from .normalize import safe_log
 from .records.writers import json_safe
 from .scores import RawScores
@@ -52,21 +53,6 @@ FEW_SHOT_DRAWS = 5
 
 
 # --------------------------------------------------------------------------- data
-
-
-def to_indices(labels: Sequence[Any], names: Sequence[str], label_order: Sequence[str] | None = None) -> np.ndarray:
-    """True labels as indices into ``names``. Names are matched as they are; an integer ``i`` means
-    ``label_order[i]`` when given (the dataset's own order), else ``names[i]`` (the config's order)."""
-    if label_order is not None:
-        unknown = [name for name in label_order if name not in names]
-        if unknown:
-            raise InputError(f"label order names {unknown}, which the config does not have ({', '.join(names)})")
-        labels = [label_order[label] if isinstance(label, (int, np.integer)) and not isinstance(label, bool)
-                  and 0 <= label < len(label_order) else label for label in labels]
-    try:
-        return calibration.label_indices(labels, names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- scoring
@@ -195,7 +181,7 @@ def _prepare(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], raw
         raise InputError("evaluation supports single-label configs (decision.mode: single)")
     if len(texts) != len(labels) or not texts:
         raise InputError(f"need as many labels as texts, at least one (got {len(texts)} texts, {len(labels)} labels)")
-    y = to_indices(labels, clf.config.label_names, label_order)
+    y = label_indices(labels, clf.config.label_names, label_order)
     if raw is None:
         raw = score_texts(clf, texts)
     elif len(raw.logprobs) != len(texts):
@@ -208,7 +194,7 @@ def evaluate(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, 
              thresholds: Sequence[float] = metrics.DEFAULT_THRESHOLDS) -> EvalReport:
     """Metrics of the classifier as configured (or with ``method``/``normalize`` overridden).
 
-    ``labels`` are label names or indices (see :func:`to_indices`); ``raw`` reuses scores
+    ``labels`` are label names or indices (see :func:`lpclassify.labels.label_indices`); ``raw`` reuses scores
     from :func:`score_texts` instead of running the model. The headline accuracy is argmax
     accuracy; ``selective`` shows coverage and accuracy when abstaining under each threshold
     (the config's own ``decision.threshold`` is included).

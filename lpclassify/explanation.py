@@ -8,16 +8,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from .decision import Prediction, thresholds
 from .inputs import Input
 from .records.writers import json_safe
 
 if TYPE_CHECKING:
-    from .classifier import Classifier
+    from .backends.base import Backend
+    from .calibrator import Calibrator
     from .config import Config
+    from .scorer import Scorer
+    from .scores import RawScores
+    from .tokenization import EncodedText
+
+
+class Explainable(Protocol):
+    """What :func:`explain` reads of a classifier (``Classifier`` has it; naming it would be a cycle)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    backend: Backend
+    scorer: Scorer
+    calibrator: Calibrator
+
+    def encode(self, text: Input) -> tuple[EncodedText, bool]: ...
+
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores: ...
+
+    def decide(self, raw: RawScores, probabilities: np.ndarray | None = None) -> list[Prediction]: ...
+
+    def prompts(self, text: Input) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +77,7 @@ class Explanation:
         }
 
 
-def explain(clf: Classifier, text: Input) -> Explanation:
+def explain(clf: Explainable, text: Input) -> Explanation:
     """Score ``text`` (or a record of the prompt's fields) and keep every intermediate number."""
     config = clf.config
     backend = clf.backend

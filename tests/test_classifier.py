@@ -115,3 +115,20 @@ def test_long_text_is_truncated_and_says_so() -> None:
                                   "runtime": {"n_ctx": 64}}, model="smollm2-135m")
     p = clf.classify("great " * 500)
     assert p.truncated and p.label in {"positive", "negative"}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"batch_size": 0}, r"runtime\.batch_size: expected an integer >= 1"),
+    ({"n_ctx": "big"}, r"runtime\.n_ctx: expected an integer"),
+    ({"batchsize": 4}, r"runtime\.batchsize: unknown key; did you mean 'batch_size'\?"),
+])
+def test_runtime_overrides_are_checked_as_the_config_file_is(overrides: dict, message: str) -> None:
+    """Keyword overrides go through config validation, before any model is looked for (``model`` names none
+    that exists here: the error must come first), in the classifier and in Ray's driver alike."""
+    from lpclassify import ConfigError
+    from lpclassify.ray import prepare
+
+    with pytest.raises(ConfigError, match=message):
+        Classifier.from_config("sentiment", "no-such-model.gguf", **overrides)
+    with pytest.raises(ConfigError, match=message):
+        prepare("sentiment", "no-such-model.gguf", **overrides)

@@ -123,7 +123,7 @@ def classify_chunk_size(batch_size: int) -> int:
 
 
 class PriorCalibration(Calibration):
-    """A method that divides the label probabilities by a prior (:func:`apply_prior`); subclasses say where it comes from."""
+    """A method that divides the label probabilities by a prior (:func:`apply_prior`); subclasses say whence."""
 
     def prior(self, probabilities: np.ndarray, context: Context) -> np.ndarray | None:
         """The prior to divide ``probabilities`` (uncalibrated, ``(n, n_labels)``) by; None: leave them as they are."""

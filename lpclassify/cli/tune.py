@@ -46,7 +46,7 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from ..evaluation import to_indices
+    from ..labels import label_indices
     from ..tuning import tune
 
     out = sys.stdout
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InputError(f"-o {args.output}: the chosen config is YAML; name it with .yaml or .yml")
     data = load_labelled(args, ctx)  # the base config as it is: its calibration is the baseline and the first tried
     clf = data.clf
-    y = to_indices(data.labels, clf.config.label_names, data.label_order)
+    y = label_indices(data.labels, clf.config.label_names, data.label_order)
     config = clf.config
     if getattr(args, "model", None):  # the choice is the model's: record the one it was made with
         from dataclasses import replace

@@ -20,18 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend
 from .. import calibration
-from ..calibration import CalibrationState, batch_chunk_size, fit_bias_temperature, label_indices
+from ..backends.base import Backend
+from ..calibration import CalibrationState, batch_chunk_size, fit_bias_temperature
+from ..calibration.store import write_calibration_file
 from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
-from ..calibration.store import write_calibration_file
 from ..config.dump import config_yaml, prompt_data
 from ..config.schema import PromptTemplate
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
-from ..records.files import atomic_output
 from ..inputs import Input, input_words
+from ..labels import label_indices
+from ..records.files import atomic_output
 from .search import (
     OuterFold,
     PromptScores,
@@ -160,10 +161,7 @@ def tune(config: Config, backend: Backend, texts: Sequence[str], labels: Sequenc
     texts = list(texts)
     if len(texts) != len(labels):
         raise InputError(f"tune needs one label per text (got {len(texts)} texts, {len(labels)} labels)")
-    try:
-        y = label_indices(labels, config.label_names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    y = label_indices(labels, config.label_names)
     if len(texts) < MIN_EXAMPLES:
         raise InputError(f"tune needs at least {MIN_EXAMPLES} labelled examples (got {len(texts)})")
     if folds < 2 or folds > len(texts) // 2:
