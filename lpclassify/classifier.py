@@ -211,7 +211,7 @@ class Classifier:
         if live:
             self.calibrator.prepare()
             raw = self.raw_scores([texts[i] for i in live])
-            for i, prediction in zip(live, self.decide(raw)):
+            for i, prediction in zip(live, self.decide(raw), strict=True):
                 results[i] = prediction
         return [p for p in results if p is not None]
 

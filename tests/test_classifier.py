@@ -69,17 +69,17 @@ def test_two_classifiers_on_one_backend_keep_their_own_prefixes() -> None:
     texts = ["Stocks rallied after the rate cut.", "A late winner in the derby."]
     expected = [first.raw_scores(texts, reference=True), second.raw_scores(texts, reference=True)]
     for _ in range(2):
-        for clf, oracle in zip((first, second), expected):
-            np.testing.assert_allclose(clf.raw_scores(texts).logprobs, oracle.logprobs, atol=1e-4)
+        for clf, oracle in zip((first, second), expected, strict=True):
+            assert np.array_equal(clf.raw_scores(texts).logprobs, oracle.logprobs)  # bit for bit
 
 
 def test_classify_many_keeps_order_and_matches_one_by_one(sentiment: Classifier) -> None:
     texts = ["Great.", "Awful.", "Fine, I guess.", "Superb acting."]
     together = sentiment.classify_many(texts)
     alone = [sentiment.classify(t) for t in texts]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         assert a.label == b.label
-        assert all(np.isclose(a.probabilities[k], b.probabilities[k], atol=1e-9) for k in a.probabilities)
+        assert a.probabilities == b.probabilities  # bit for bit: a text's scores do not depend on its batch
 
 
 def test_empty_text_is_an_input_error_by_default(sentiment: Classifier) -> None:

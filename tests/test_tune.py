@@ -45,7 +45,7 @@ LABELS = ["positive"] * 12 + ["negative"] * 12 + ["positive", "negative"] * 4
 
 
 def write_jsonl(path: Path, texts: list[str], labels: list[str]) -> Path:
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels, strict=True)))
     return path
 
 
@@ -95,8 +95,8 @@ def test_bad_bias_temperature_and_search_are_located_errors(key: str, value: obj
 
 def test_written_config_loads_back_the_same(tmp_path: Path) -> None:
     config = load_config(BASE)
-    config = replace(config, labels=tuple(replace(label, bias=b) for label, b in zip(config.labels, (0.25, -0.25))),
-                     scoring=replace(config.scoring, temperature=0.5))
+    biased = tuple(replace(label, bias=b) for label, b in zip(config.labels, (0.25, -0.25), strict=True))
+    config = replace(config, labels=biased, scoring=replace(config.scoring, temperature=0.5))
     path = tmp_path / "x.yaml"
     path.write_text(config_yaml(config, "a comment\nover two lines"))
     assert path.read_text().startswith("# a comment\n# over two lines\n")
@@ -254,7 +254,7 @@ def test_tune_on_a_fake_backend_finds_the_informative_setting() -> None:
     assert result.config.scoring.calibration in ("none", "contextual", "pmi")
     assert result.config.search == load_config(BASE).search  # kept, so the file can be tuned again
     clf = Classifier(result.config, CharBackend(length_penalty=1.0))
-    accuracy = np.mean([p.label == y for p, y in zip(clf.classify_many(TEXTS), LABELS)])
+    accuracy = np.mean([p.label == y for p, y in zip(clf.classify_many(TEXTS), LABELS, strict=True)])
     assert accuracy >= result.estimate.accuracy - 0.2
 
 
@@ -380,7 +380,7 @@ def test_calibrate_fits_multi_label_thresholds_into_the_config(tmp_path: Path,
     texts = [f"bad thing {i}" for i in range(6)] + [f"good thing {i}" for i in range(6)]
     labels = [["complaint", "review"]] * 6 + [["review"]] * 6
     data = tmp_path / "multi.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels, strict=True)))
     out = tmp_path / "multi.tuned.yaml"
     assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "--write-config", str(out)],
                     load_classifier=fake_loader) == 0

@@ -263,7 +263,7 @@ def with_runtime(config: Config, overrides: Mapping[str, Any]) -> Config:
     Ray, the estimator), each checked as the config file's would be: a bad value or an unknown name is a
     ConfigError naming ``runtime.<name>``. A value of None leaves the config's setting as it is.
 
-    >>> with_runtime(parse_config({"labels": ["a", "b"]}), {"batch_size": 0})
+    >>> with_runtime(parse_config({"prompt": "{text} ->", "labels": ["a", "b"]}), {"batch_size": 0})
     Traceback (most recent call last):
     lpclassify.errors.ConfigError: <mapping>: runtime.batch_size: expected an integer >= 1 and <= 256, got 0
     """
