@@ -300,7 +300,30 @@ def test_tune_command_writes_a_commented_config_and_a_report(tmp_path: Path, cap
     assert document["baseline"]["accuracy"] == pytest.approx(search.cv_score(base_setting,
                                                                              np.arange(len(TEXTS))).accuracy)
     assert len(document["outer_folds"]) == 4
+    assert document["methods_searched"] == ["contextual", "none", "domain", "batch", "pmi"]
     assert "estimated accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_chosen_domain_calibration_is_written_with_its_inputs(tmp_path: Path) -> None:
+    """Domain calibration's inputs come from the examples; the written config names a calibration file
+    holding them, and loads back to the very classifier tune evaluated."""
+    from lpclassify.tuning.run import tuning_domain_inputs
+
+    result = tune(load_config(BASE), CharBackend(length_penalty=1.0), TEXTS, LABELS, folds=4)
+    scoring = replace(result.config.scoring, calibration="domain")
+    domain = replace(result, setting=replace(result.setting, calibration="domain"),
+                     config=replace(result.config, scoring=scoring), domain_inputs=tuple(tuning_domain_inputs(TEXTS)))
+    written = domain.write(tmp_path / "best.yaml", "test")
+    assert [p.name for p in written] == ["best.yaml", "best.calibration.json"]
+    loaded = Classifier(load_config(tmp_path / "best.yaml"), CharBackend(length_penalty=1.0))
+    assert loaded.config.scoring.calibration_file == "best.calibration.json"
+    # the YAML keeps the bias and temperature to its own precision: compare with the loaded ones
+    plain = replace(loaded.config, scoring=replace(loaded.config.scoring, calibration_file=None))
+    direct = replace(domain, config=plain).classifier(CharBackend(length_penalty=1.0))
+    raw = direct.raw_scores(TEXTS)
+    assert np.array_equal(loaded.probabilities(raw), direct.probabilities(raw))
+    assert not np.array_equal(direct.probabilities(raw), direct.probabilities(raw, calibrate=False))
 
 
 @pytest.mark.parametrize(("args", "message"), [
