@@ -302,7 +302,7 @@ def test_after_an_error_mid_batch_the_engine_starts_clean_and_stays_exact(backen
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated llama.cpp failure")
 
-    monkeypatch.setattr(backend, "_decode", broken)
+    monkeypatch.setattr(backend._decoder, "decode", broken)
     with pytest.raises(RuntimeError, match="simulated"):
         backend.score(encoded, prefix=PREFIX_TOKENS[backend])
     monkeypatch.undo()

@@ -1,0 +1,181 @@
+"""The engine's state across calls: the pinned prompt prefix, and texts run through decodes wave by wave.
+
+Every token is decoded at most once per text: the caller's static prompt prefix is decoded once
+and kept on sequence 0; each text continues after the longest common token prefix with it.
+The texts' tries are fed in waves (:mod:`.planner`), several texts per decode. What goes
+into which cell is :mod:`.kv_cells`'s job; one decode call is :mod:`.decoder`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import CapacityError
+from ...tokenization import EncodedText, common_prefix_length
+from ..base import ScoreResult
+from .decoder import Decoder
+from .kv_cells import KvCells, Placement, Row
+from .planner import (
+    MIN_DECODE_TOKENS,
+    PREFIX_SEQ,
+    TEXT_SEQS,
+    Limits,
+    NodeValues,
+    TextPlan,
+    attention_span,
+    candidate_values,
+    capacity_message,
+    fits,
+    plan_text,
+    retire_wave,
+    wave_copies,
+    wave_rows,
+)
+
+# The pinned prefix is kept to whole multiples of this many cells: softmax sums a row in
+# blocks of 16 floats, so a prefix block must not mix with a text's own cells.
+PIN_BLOCK = 16
+
+class Engine:
+    """Scores encoded texts on one context, keeping the pinned prefix between calls."""
+
+    def __init__(self, lib: Any, memory: Any, cells: KvCells, decoder: Decoder, *, n_ctx: int) -> None:
+        self._lib = lib
+        self._memory = memory
+        self.cells = cells
+        self.decoder = decoder
+        self._n_ctx = n_ctx
+        self.pinned: tuple[int, ...] = ()
+        self._pin_wanted: tuple[int, ...] = ()  # the prefix asked for: decoded again after an error
+        self._repin = False
+
+    # ------------------------------------------------------------------ memory
+
+    def decode(self, placement: Placement) -> None:
+        """Decode one planned batch, then turn its padding into filler."""
+        self.decoder.decode(placement)
+        self.cells.retire_padding(placement)
+
+    def reset(self) -> None:
+        """Forget every cell."""
+        self._lib.llama_memory_clear(self._memory, True)
+        self.cells.reset()
+        self.pinned = ()
+
+    def recover(self) -> None:
+        """After an error mid-decode the mirror of the cells cannot be trusted: start clean, and
+        decode the pinned prefix again on the next call."""
+        self.reset()
+        self._repin = True
+
+    def place_sequence(self, rows: list[Row]) -> Placement:
+        """Plan rows of one sequence (positions from rows[0].pos) at the first aligned cells."""
+        start = self.cells.text_start(self.cells.base, rows[0].pos)
+        return self.cells.place([(row, start + k) for k, row in enumerate(rows)], MIN_DECODE_TOKENS)
+
+    def finish_sequence(self, seq: int, rows: list[Row], placement: Placement) -> None:
+        start = placement.cells[placement.batch_index[rows[0]]]
+        self.cells.retire(seq, start, rows[0].pos, len(rows))
+        self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+
+    # ------------------------------------------------------------------ the pinned prefix
+
+    def pinnable(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        """The part of ``prefix`` the engine keeps in the cache: whole 16-cell blocks within n_ctx."""
+        tokens = tuple(prefix)[: self._n_ctx]
+        return tokens[: len(tokens) // PIN_BLOCK * PIN_BLOCK]
+
+    def _pin(self, tokens: tuple[int, ...]) -> None:
+        """Decode ``tokens`` once on the prefix sequence; later texts reuse what they share."""
+        self._pin_wanted, self._repin = tokens, False
+        if tokens == self.pinned:
+            return
+        self.reset()
+        if tokens:
+            rows = [Row(token, pos, [PREFIX_SEQ], False) for pos, token in enumerate(tokens)]
+            try:
+                self.decode(self.cells.place([(row, pos) for pos, row in enumerate(rows)], MIN_DECODE_TOKENS))
+            except BaseException:
+                self.reset()
+                raise
+        self.cells.pin(len(tokens))
+        self.pinned = tokens
+
+    def _shrink_pin(self, keep: int) -> None:
+        """Keep only the first ``keep`` pinned tokens (a text shares fewer: reuse must stay exact)."""
+        keep = keep // PIN_BLOCK * PIN_BLOCK
+        self._lib.llama_memory_seq_rm(self._memory, PREFIX_SEQ, keep, -1)
+        self.cells.unpin_from(keep)
+        self.pinned = self.pinned[:keep]
+
+    # ------------------------------------------------------------------ texts
+
+    def _plan(self, text: EncodedText, first_seq: int, cursor: int) -> TextPlan:
+        """Lay one text out from the first aligned cell at or after ``cursor``."""
+        reused = len(self.pinned)
+        return plan_text(text, reused=reused, start=self.cells.text_start(cursor, reused), first_seq=first_seq)
+
+    def score(self, texts: Sequence[EncodedText], prefix: Sequence[int], limits: Limits) -> ScoreResult:
+        """Per-token log-probs of every candidate of every text, each token decoded at most once."""
+        wanted = self.pinnable(prefix)
+        if self._repin or wanted != self._pin_wanted:
+            self._pin(wanted)
+        # Reuse must end before each text's last prompt token (its row scores the first tokens).
+        shared = min((min(common_prefix_length(t.prompt, self.pinned), len(t.prompt) - 1) for t in texts),
+                     default=len(self.pinned))
+        if shared < len(self.pinned):
+            self._shrink_pin(shared)
+        base = self.cells.base
+        results: ScoreResult = []
+        plans: list[TextPlan] = []
+        for text in texts:
+            plan = self._plan(text, plans[-1].seqs[-1] + 1, plans[-1].end) if plans else None
+            if plan is None or not fits([*plans, plan], base, limits):
+                if plans:
+                    results.extend(self._run(plans))
+                    plans = []
+                plan = self._plan(text, TEXT_SEQS[0], base)
+                if not fits([plan], base, limits):
+                    raise CapacityError(capacity_message(text, limits.max_outputs, limits.n_batch))
+            plans.append(plan)
+        if plans:
+            results.extend(self._run(plans))
+        return results
+
+    def _run(self, plans: Sequence[TextPlan]) -> ScoreResult:
+        """Decode laid-out texts together, wave by wave, and read their candidates."""
+        lib, memory = self._lib, self._memory
+        try:
+            for plan in plans:
+                if plan.reused:
+                    lib.llama_memory_seq_cp(memory, PREFIX_SEQ, plan.waves[0].seq, 0, plan.reused)
+            values: list[NodeValues] = [{} for _ in plans]
+            end = 0
+            for wave in range(max(plan.n_waves for plan in plans)):
+                for plan in plans:  # the kept prompt and prefix onto the wave's sequences
+                    copies, carry = wave_copies(plan, wave)
+                    for src, dst, p1 in copies:
+                        lib.llama_memory_seq_cp(memory, src, dst, 0, p1)
+                    if carry is not None:
+                        lib.llama_memory_seq_rm(memory, carry, -1, -1)
+                end = max(end, self._run_wave(plans, wave, values))
+            # Filler above this batch's span would widen every later decode's attention.
+            self.cells.trim(attention_span(end))
+        except BaseException:
+            self.recover()
+            raise
+        return [[candidate_values(candidate, values[i]) for candidate in plan.text.candidates]
+                for i, plan in enumerate(plans)]
+
+    def _run_wave(self, plans: Sequence[TextPlan], wave: int, values: list[NodeValues]) -> int:
+        """Decode wave ``wave`` and read its rows; returns one past the highest KV cell it used."""
+        rows, nodes = wave_rows(plans, wave)
+        placement = self.cells.place(rows, MIN_DECODE_TOKENS)
+        self.decode(placement)
+        for i, node, row in nodes:
+            values[i][node] = self.decoder.log_probs(placement.batch_index[row], plans[i].reads_at[node])
+        for plan in plans:
+            if (seq := retire_wave(self.cells, plan, wave)) is not None:
+                self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        return placement.cells[-1] + 1
