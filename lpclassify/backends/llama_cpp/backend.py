@@ -43,7 +43,7 @@ import numpy as np
 from ...errors import CapacityError, ModelError
 from ...models.gguf import check_gguf
 from ...tokenization import EncodedText, common_prefix_length
-from ..base import ChatTemplate, ModelIdentity, ScoreResult
+from ..base import ChatTemplate, ModelHandle, ModelIdentity, ScoreResult
 from ..reference import check_reference_capacity, score_each_alone
 from .bindings import KvMemory, create_context, default_threads, load_llama_cpp, load_model
 from .kv_cells import KvCells, Placement, Row
@@ -92,7 +92,7 @@ class EngineStats:
         return dict(self.__dict__)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(ModelHandle):
     """A GGUF model loaded with llama.cpp, scoring candidates exactly and fast.
 
     ``n_ctx`` bounds one text (prompt + longest candidate); ``batch_size`` bounds how many
