@@ -7,6 +7,10 @@ the output format, the text field and a fingerprint of the config and model. Whe
 completes, the rows are renamed to ``OUTPUT`` and the rejected records to their side file,
 so a file named ``OUTPUT`` is always complete.
 
+``OUTPUT.gz`` is gzipped as it goes (a resumed run appends a gzip member). Parquet cannot be
+appended to: its rows go, in row groups, to ``OUTPUT.partial.next``, which the writer closes on
+an interruption and which then replaces ``OUTPUT.partial``; a resumed run copies those rows first.
+
 An interrupted or failed run leaves the partial files (unless they hold nothing). ``--resume``
 checks that the new run reads the same input with the same config, drops a torn last
 line, counts the rows and rejected records already written (each input record gave exactly

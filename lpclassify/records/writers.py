@@ -1,4 +1,4 @@
-"""Output records: a prediction written next to its input record, as JSON Lines, CSV or a table.
+"""Output records: a prediction written next to its input record, as JSON Lines, CSV/TSV, Parquet or a table.
 
 Writers take an input record and a prediction (``Prediction.as_dict()``) and write one
 output record: JSON Lines and CSV keep every input field and add the prediction's; the
