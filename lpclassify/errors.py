@@ -30,6 +30,32 @@ class ConfigError(LpclassifyError):
         super().__init__(f"{location}: {message}")
 
 
+class ConfigErrors(ConfigError):
+    """Several problems in one config, all reported at once (``errors``, each a located
+    :class:`ConfigError`); the first is also this error's own ``source``, ``key`` and ``message``.
+
+    ``more`` counts the problems found past the reporting limit and left out.
+    """
+
+    def __init__(self, errors: list[ConfigError], *, more: int = 0) -> None:
+        self.errors = list(errors)
+        self.more = more
+        first = self.errors[0]
+        super().__init__(first.message, source=first.source, key=first.key)
+        self.args = ("\n".join(self.lines()),)
+
+    def lines(self) -> list[str]:
+        """One line per problem, and a last one for those left out."""
+        lines = [str(error) for error in self.errors]
+        if self.more:
+            lines.append(f"{self.errors[0].source}: {self.more} more problem{'s' if self.more != 1 else ''} "
+                         "not shown; fix these and run again")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
 class ModelError(LpclassifyError):
     """A model cannot be found, fetched, verified or loaded."""
 
@@ -44,6 +70,13 @@ class CapacityError(LpclassifyError):
 
 class MissingDependencyError(LpclassifyError):
     """An optional extra (e.g. ``lpclassify[plot]``) is needed for what was asked."""
+
+
+def error_lines(error: BaseException) -> list[str]:
+    """What to print for an error, one line per problem (:class:`ConfigErrors` has several)."""
+    if isinstance(error, ConfigErrors):
+        return [one_line(line) for line in error.lines()]
+    return [one_line(error)]
 
 
 def one_line(message: object) -> str:

@@ -46,3 +46,24 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def encoding_problem(value: Input) -> str | None:
+    """Why ``value`` cannot reach the model as UTF-8, or None when it can.
+
+    A command-line argument that was not valid UTF-8 arrives as a string holding lone
+    surrogates (Python's ``surrogateescape``: byte 0xE9 becomes ``'\\udce9'``).
+
+    >>> encoding_problem("caf\\udce9") is not None, encoding_problem({"a": "café"})
+    (True, None)
+    """
+    texts = [value] if isinstance(value, str) else [v for v in value.values() if isinstance(v, str)]
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(text[exc.start])
+            what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"a lone surrogate U+{code:04X}"
+            return (f"not valid UTF-8 ({what} at character {exc.start + 1}); convert the text to UTF-8, "
+                    "e.g. with iconv")
+    return None

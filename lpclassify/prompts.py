@@ -37,7 +37,7 @@ from .chat import render_chat
 from .config import Config, Label
 from .config.templates import Field, parse_template
 from .errors import InputError, ModelError
-from .inputs import Input
+from .inputs import Input, encoding_problem
 from .tokenization import Prompt, Segment
 
 MARK = "\ue000{}\ue001"  # private-use characters: where a field goes in a rendered chat
@@ -153,7 +153,7 @@ class Prompter:
         """The prompt's fields from an input; InputError (with a did-you-mean) for a missing one."""
         if isinstance(value, str):
             if len(self.fields) == 1:
-                return {self.fields[0]: value}
+                return {self.fields[0]: _encodable(value)}
             raise InputError(f"the prompt uses the fields {', '.join(self.fields)}: give records with them "
                              "(JSONL or CSV; in Python a mapping such as {" + ", ".join(
                                  f"{name!r}: ..." for name in self.fields) + "})")
@@ -169,7 +169,7 @@ class Prompter:
                                  f", which the prompt uses as {{{name}}}{extra}")
             if not isinstance(value[name], str):
                 raise InputError(f"field {name!r} is {type(value[name]).__name__}, expected a string")
-            out[name] = value[name]
+            out[name] = _encodable(value[name])
         return out
 
     def fill_all(self, text: str) -> dict[str, str]:
@@ -179,6 +179,14 @@ class Prompter:
     def field_to_shorten(self, values: Mapping[str, str]) -> str:
         """The field a long input is cut in: ``runtime.shorten_field``, else the longest."""
         return self.config.runtime.shorten_field or max(self.fields, key=lambda name: len(values[name]))
+
+
+def _encodable(text: str) -> str:
+    """``text``, or an InputError when it cannot be encoded for the model (undecodable bytes from argv)."""
+    problem = encoding_problem(text)
+    if problem is not None:
+        raise InputError(f"the text is {problem}")
+    return text
 
 
 def _parts(template: str, reserved: Mapping[str, str], data: Mapping[str, str] | None = None) -> list[Part]:

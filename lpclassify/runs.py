@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import InputError, LpclassifyError, one_line
-from .inputs import Input, is_blank
+from .inputs import Input, encoding_problem, is_blank
 from .records.readers import InputFile, InputRecord, InputRecordError, RecordReader, input_format_for, text_records
 from .records.resume import RejectedLog, fingerprint
 from .records.writers import Writer
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     from .classifier import Classifier
 
+_UTF8_BOM = b"\xef\xbb\xbf"
 EMPTY_TEXT = ("empty text; nothing to classify (set runtime.empty_text: abstain in the config to abstain on empty "
               "texts instead)")
 
@@ -51,8 +53,9 @@ class Records:
     """An opened input: its records, how to name it in messages, and (for files) its size."""
 
     def __init__(self, records: Iterable[InputRecord], source: str, unit: str = "line",
-                 file: InputFile | None = None, interactive: bool = False) -> None:
+                 file: InputFile | None = None, interactive: bool = False, notice: str | None = None) -> None:
         self.records = records
+        self.notice = notice  # a line to show the user about how the input is read
         self.source = source
         self.unit = unit
         self.file = file
@@ -66,6 +69,11 @@ class Records:
         if isinstance(self.records, RecordReader):
             return self.records.items()
         return iter(self.records)
+
+    @property
+    def blank_lines(self) -> int:
+        """Blank lines of a text input skipped so far (they are no texts)."""
+        return self.records.blank_lines if isinstance(self.records, RecordReader) else 0
 
     @property
     def identity(self) -> str:
@@ -85,7 +93,8 @@ def open_records(stack: contextlib.ExitStack, *, texts: Sequence[str] = (), path
                  fields: Sequence[str] | None = None) -> Records:
     """The records to classify: ``texts``, else the file ``path`` (``-``: stdin), else ``stdin`` line by line.
 
-    ``fmt`` is the input format (default: from the file name; ``txt`` for stdin); an opened
+    ``fmt`` is the input format (default: from the file name; for stdin, ``jsonl`` when it starts with ``{``
+    (see :attr:`Records.notice`), else ``txt``); an opened
     file is closed by ``stack``. ``fields``: the fields the prompt uses (see :class:`RecordReader`).
     """
     if texts and path:
@@ -105,9 +114,17 @@ def open_records(stack: contextlib.ExitStack, *, texts: Sequence[str] = (), path
     interactive = False
     with contextlib.suppress(AttributeError, ValueError):
         interactive = stdin.isatty()
+    notice = None
+    if fmt is None and not interactive:  # a terminal is typed into: nothing to look at before the first text
+        first: bytes = next(iter(stream), b"")
+        stream = itertools.chain([first], stream) if first else stream
+        if first.removeprefix(_UTF8_BOM).lstrip().startswith(b"{"):
+            fmt = "jsonl"
+            notice = (f"standard input starts with '{{': reading it as JSON Lines, the text in the field "
+                      f"{text_field!r} (--input-format txt reads each line as a text)")
     reader = RecordReader(stream, fmt or "txt", source="<stdin>", text_field=text_field,  # type: ignore[arg-type]
                           fields=fields)
-    return Records(reader, "<stdin>", interactive=interactive)
+    return Records(reader, "<stdin>", interactive=interactive, notice=notice)
 
 
 # --------------------------------------------------------------------------- progress
@@ -200,10 +217,14 @@ def classify_records(clf: Classifier, records: Records, writer: Writer, *, rejec
             seen += 1
             if seen <= skip:
                 continue
-            if isinstance(item, InputRecord) and not allow_empty and is_blank(item.text):
+            problem = None
+            if isinstance(item, InputRecord):
+                problem = EMPTY_TEXT if not allow_empty and is_blank(item.text) else encoding_problem(item.text)
+            if problem is not None:
+                assert isinstance(item, InputRecord)
                 if rejected is None:
-                    raise _record_error(records, item.line, EMPTY_TEXT)
-                item = InputRecordError(records.source, item.line, EMPTY_TEXT, item.fields)
+                    raise _record_error(records, item.line, problem)
+                item = InputRecordError(records.source, item.line, problem, item.fields)
             if isinstance(item, InputRecordError):
                 if rejected is None:
                     raise item

@@ -16,22 +16,32 @@ where the classifier abstained. ``X`` is a sequence of texts (a list, a 1-D arra
 Series or a one-column 2-D array). Models are shared in the process by (model file, runtime
 settings) (:mod:`lpclassify.backends.shared`): a grid search loads each once.
 
+A fitted estimator pickles (``pickle``, ``joblib.dump``) without its model: what it keeps is
+the recipe (its parameters, the config, the model's name and size) and what it fitted or scored
+(a :class:`lpclassify.ray.Snapshot`: reference scores, calibration state). Loading it loads no
+model; the first prediction reopens the model through the process's shared backends, refuses
+a model file of another size, and predicts exactly what the pickled estimator did.
+
 Needs the ``sklearn`` extra: ``pip install 'lpclassify[sklearn]'``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .classifier import Classifier
 from .config import Config, load_config, parse_config
 from .config.dump import prompt_data
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, ModelError
+
+if TYPE_CHECKING:
+    from .ray import Snapshot
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -40,6 +50,21 @@ except ImportError:  # pragma: no cover - depends on the environment
     raise MissingDependencyError("lpclassify.sklearn needs scikit-learn: pip install 'lpclassify[sklearn]'") from None
 
 ConfigSpec = str | Path | Mapping[str, Any] | Config
+
+
+class LpclassifyVersionWarning(UserWarning):
+    """A pickled estimator is loaded by another lpclassify version than the one that saved it.
+
+    ``estimator_name``, ``original_version`` and ``current_version`` say which (as scikit-learn's
+    ``InconsistentVersionWarning`` does), so a caller can escalate it to an error.
+    """
+
+    def __init__(self, *, estimator_name: str, original_version: str, current_version: str) -> None:
+        self.estimator_name = estimator_name
+        self.original_version = original_version
+        self.current_version = current_version
+        super().__init__(f"{estimator_name} was saved with lpclassify {original_version} and is loaded with "
+                         f"{current_version}: its predictions may differ; refit it to be sure")
 
 
 class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
@@ -121,23 +146,54 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         elif config.scoring.calibration == "domain":
             classifier.fit_domain(texts)
         self.classifier_ = classifier
+        self.__dict__.pop("snapshot_", None)  # what an unpickled estimator was restored from, now refitted
         # scikit-learn's convention (CalibratedClassifierCV relies on it): classes_ sorted, as np.unique gives them
         self.classes_ = np.array(sorted(names), dtype=object)
         self.columns_ = np.array([names.index(name) for name in self.classes_])
         return self
 
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The parameters and what was fitted, without the model (a llama.cpp handle does not pickle)."""
+        from . import __version__
+        from .ray import prepare
+
+        state = dict(super().__getstate__())
+        classifier = state.pop("classifier_", None)
+        if classifier is not None:  # fitted in this process: what the model scored and what was fitted
+            state["snapshot_"] = prepare(classifier)  # its model is the file's path
+        state["_lpclassify_version"] = __version__
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Load nothing: the first prediction reopens the model (see :meth:`fitted_classifier`)."""
+        from . import __version__
+
+        state = dict(state)
+        saved = state.pop("_lpclassify_version", __version__)
+        if saved != __version__:
+            warnings.warn(LpclassifyVersionWarning(estimator_name=type(self).__name__, original_version=saved,
+                                                   current_version=__version__), stacklevel=2)
+        super().__setstate__(state)
+
+    def fitted_classifier(self) -> Classifier:
+        """The fitted classifier; for an unpickled estimator, rebuilt on first use from the shared model."""
+        if "classifier_" not in self.__dict__ and "snapshot_" in self.__dict__:
+            self.classifier_ = restore(self.snapshot_, self.snapshot_.config.model)
+        check_is_fitted(self, "classifier_")
+        return self.classifier_
+
     # ------------------------------------------------------------------ predicting
 
     def predict(self, X: Any) -> np.ndarray:
         """Label names, ``abstain_label`` where the classifier abstained (an object array)."""
-        check_is_fitted(self, "classifier_")
-        predictions = self.classifier_.classify_many(as_texts(X))
+        predictions = self.fitted_classifier().classify_many(as_texts(X))
         return np.array([self.abstain_label if p.label is None else p.label for p in predictions], dtype=object)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``(n_texts, n_labels)`` in the order of ``classes_`` (sorted label names)."""
-        check_is_fitted(self, "classifier_")
-        return self.classifier_.predict_proba(as_texts(X))[:, self.columns_]
+        return self.fitted_classifier().predict_proba(as_texts(X))[:, self.columns_]
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         return np.log(np.clip(self.predict_proba(X), 1e-300, None))
@@ -153,6 +209,26 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
         return {"X_types": ["string"], "requires_y": False}
+
+
+def restore(snapshot: Snapshot, spec: str) -> Classifier:
+    """A pickled estimator's classifier: its model file (the path it had, else ``spec`` resolved here),
+    which must have the size it had, from the shared backends, with the snapshot's scores and state."""
+    from .backends.shared import shared_backend
+    from .models import resolve_model
+    from .ray import Predictor
+
+    path = Path(snapshot.model)
+    if not path.is_file():
+        path = resolve_model(spec)
+    size = path.stat().st_size
+    if snapshot.model_size is not None and size != snapshot.model_size:
+        raise ModelError(f"{path} has {size} bytes, but the estimator was fitted with a model file of "
+                         f"{snapshot.model_size} bytes: load it where the same model is, or fit it again")
+    rt = snapshot.config.runtime
+    backend = shared_backend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=rt.threads,
+                             n_gpu_layers=rt.n_gpu_layers)
+    return Predictor(snapshot, backend=backend).classifier
 
 
 def overridden(section: Any, checked: Any, wanted: Mapping[str, Any]) -> Any:

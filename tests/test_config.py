@@ -83,7 +83,7 @@ def test_yaml_block_trailing_newline_is_removed(tmp_path: Path) -> None:
     ([1, 2], "<mapping>: expected a mapping, got a list"),
 ])
 def test_invalid_configs_say_where_and_what(data, message: str) -> None:  # type: ignore[no-untyped-def]
-    assert error_of(data) == message
+    assert error_of(data).splitlines()[0] == message  # the first problem reported (others may follow it)
 
 
 def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:

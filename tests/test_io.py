@@ -128,10 +128,12 @@ def test_csv_long_fields_are_fine() -> None:
 # --------------------------------------------------------------------------- plain text
 
 
-def test_txt_one_text_per_line_blank_lines_are_empty_texts() -> None:
-    records = read(b"great\r\n\r\n  spaced  \nlast", "txt")
-    assert [(r.line, r.text) for r in records] == [(1, "great"), (2, ""), (3, "  spaced  "), (4, "last")]
+def test_txt_one_text_per_line_blank_lines_are_skipped_and_counted() -> None:
+    reader = RecordReader(io.BytesIO(b"great\r\n\r\n  spaced  \n \t \nlast"), "txt", source="in.txt")
+    records = list(reader)
+    assert [(r.line, r.text) for r in records] == [(1, "great"), (3, "  spaced  "), (5, "last")]
     assert records[0].fields == {"text": "great"}
+    assert reader.blank_lines == 2
 
 
 def test_txt_bad_utf8_names_the_line() -> None:
@@ -161,7 +163,8 @@ def test_unknown_input_format_suggests_the_option(name: str) -> None:
 def test_output_format_from_the_file_name() -> None:
     assert output_format_for("x.csv") == "csv"
     assert output_format_for("x.jsonl") == "jsonl"
-    assert output_format_for("x.out") is None
+    with pytest.raises(InputError, match="-f"):
+        output_format_for("x.out")
 
 
 def test_input_file_errors_and_gzip(tmp_path: Path) -> None:

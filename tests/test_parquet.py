@@ -65,13 +65,12 @@ def test_the_writer_keeps_fields_and_types(tmp_path: Path) -> None:
         writer.write(InputRecord(2, {"id": 8, "text": "b", "label": "gold"}, "b"),
                      {"label": None, "labels": [], "probabilities": {"pos": 0.5, "neg": 0.5},
                       "abstained": True, "reason": "below the threshold"})
-        assert writer.count == 0  # nothing is on disk until the file is complete
         writer.close()
     assert writer.count == 2 and writer.renamed == {"label"}
     table = pq.read_table(path)
     assert table.column_names == ["id", "text", "input_label", "label", "labels", "prob_pos", "prob_neg",
                                   "abstained", "reason", "truncated", "chunks"]
-    assert table.to_pylist()[1] == {"id": 8, "text": "b", "input_label": "gold", "label": None, "labels": "",
+    assert table.to_pylist()[1] == {"id": 8, "text": "b", "input_label": "gold", "label": None, "labels": [],
                                     "prob_pos": 0.5, "prob_neg": 0.5, "abstained": True,
                                     "reason": "below the threshold", "truncated": False, "chunks": 1}
     assert table.schema.field("prob_pos").type == pa.float64()

@@ -225,7 +225,7 @@ CUT_GZIP = gzip.compress("".join(f"review {i}: {'good' * (i % 5)} {'bad' * (i % 
 BAD_RECORDS = [
     ("in.txt.gz", CUT_GZIP[:150], "in.txt.gz: cannot read: Compressed file ended before the end"),
     ("in.txt", b"good\n\xff\xfe bad\n", "in.txt:2: not valid UTF-8 (byte 0xff at byte 1 of the line)"),
-    ("in.txt", b"good\n   \n", "in.txt:2: empty text; nothing to classify"),
+    ("in.csv", b"id,text\n1,good\n2,\n", "in.csv:3: empty text; nothing to classify"),  # a .txt skips blank lines
     ("in.jsonl", b'{"text": "good"}\n{"text": "broken\n', "in.jsonl:2: invalid JSON: Invalid control character"),
     ("in.jsonl", b'{"text": "good"}\n{"body": "x"}\n', "in.jsonl:2: no field 'text' in this record"),
     ("in.jsonl", b'{"text": "good"}\n{"text": " "}\n', "in.jsonl:2: empty text"),
@@ -326,7 +326,7 @@ def test_a_fresh_run_never_overwrites_a_partial_output(tmp_path: Path) -> None:
     (tmp_path / "out.jsonl.partial").write_text('{"a": 1}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"interrupted run: continue it with --resume, or delete .*partial\*"):
         RunFiles(tmp_path / "out.jsonl", "jsonl", resume=False)
-    with pytest.raises(InputError, match="--resume needs JSON Lines or CSV output"):
+    with pytest.raises(InputError, match="--resume needs JSON Lines, CSV, TSV or Parquet output"):
         RunFiles(tmp_path / "out.txt", "table", resume=True)
     with pytest.raises(InputError, match="does not exist"):
         RunFiles(tmp_path / "no" / "out.jsonl", "jsonl", resume=False)
@@ -344,8 +344,18 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
     monkeypatch.setattr(Writer, "write", write)
 
 
+def output_rows(path: Path) -> object:
+    """What an output file holds: its text (decompressed), or a Parquet file's rows."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
 @pytest.mark.model
-@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "tsv", "jsonl.gz", "csv.gz", "parquet"])
 def test_resume_after_ctrl_c_gives_the_uninterrupted_result(suffix: str, smollm2: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -366,7 +376,7 @@ def test_resume_after_ctrl_c_gives_the_uninterrupted_result(suffix: str, smollm2
         assert main([*argv, "-o", f"out.{suffix}", "--resume"]) == 130
     capsys.readouterr()
     assert main([*argv, "-o", f"out.{suffix}", "--resume"]) == 0
-    assert Path(f"out.{suffix}").read_text(encoding="utf-8") == Path(f"whole.{suffix}").read_text(encoding="utf-8")
+    assert output_rows(Path(f"out.{suffix}")) == output_rows(Path(f"whole.{suffix}"))
     assert Path("out.rejected.jsonl").read_text() == Path("whole.rejected.jsonl").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["in.jsonl", f"whole.{suffix}", "whole.rejected.jsonl", f"out.{suffix}", "out.rejected.jsonl"])

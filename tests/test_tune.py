@@ -430,3 +430,38 @@ def test_the_config_writer_knows_every_config_field() -> None:
     assert {f.name for f in fields(Label)} == {"name", "completions", "description", "threshold", "bias"}
     assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free",
                                                  "calibration_file", "temperature"}
+
+
+@pytest.mark.slow
+def test_tune_keeps_the_base_configs_comments_and_names_the_prompt_as_the_file_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "# Sentiment of a review.\n#\n# Written by hand.\nname: base\n\n"
+        "prompt: |\n  Review: {text}\n  Sentiment:\n\n"
+        "# Each label's words.\nlabels:\n  positive:\n    completions: [\" positive\"]\n"
+        "    description: the writer liked it   # what a person would say\n"
+        "  negative:\n    completions: [\" negative\", \" awful\"]\n\n"
+        "scoring:\n  # how a label's words count\n  normalize: sum\n  calibration: contextual  # divides out a bias\n"
+        "search:\n  prompts: [\"Text: {text}\\nIt was\"]\n", encoding="utf-8")
+    data = write_jsonl(tmp_path / "dev.jsonl", TEXTS, LABELS)
+    out = tmp_path / "best.yaml"
+    assert cli.main(["tune", "-c", str(base), "-i", str(data), "-o", str(out), "--folds", "4"],
+                    load_classifier=fake_loader) == 0
+    printed = capsys.readouterr().out
+    text = out.read_text()
+    tuned = load_config(out)
+    # the base config's opening comments, after what tune says of the file
+    assert text.startswith("# Written by `lpclassify tune`")
+    assert "#\n# Sentiment of a review.\n#\n# Written by hand.\n" in text
+    assert "# Each label's words.\nlabels:" in text and "  # how a label's words count\n  normalize:" in text
+    assert "description: the writer liked it  # what a person would say" in text  # the value is unchanged
+    # an end-of-line comment on a value tune changed would describe the old one: it goes
+    assert ("# divides out a bias" in text) == (tuned.scoring.calibration == "contextual")
+    # the chosen prompt is named the same way on the terminal and in the file
+    [file_line] = [line for line in text.splitlines() if line.startswith("# Chosen: ")]
+    [terminal_line] = [line for line in printed.splitlines() if line.startswith("chosen: ")]
+    chosen = file_line.removeprefix("# Chosen: ").rstrip(",.")
+    assert terminal_line.removeprefix("chosen: ").startswith(chosen)
+    assert chosen.startswith(("prompt 1 of 2,", "prompt 2 of 2,"))
+    assert load_config(out) == tuned  # the comments change nothing

@@ -68,6 +68,18 @@ class ChatTemplate:
     model: str  # the model's name, for messages
 
 
+class ModelHandle:
+    """A backend holding a loaded model (a C handle, and gigabytes): it refuses to be pickled, at dump
+    time, saying what to pickle instead (what reopens the model where it is loaded)."""
+
+    model_path: Path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError(f"a loaded model ({Path(self.model_path).name}) cannot be pickled: pickle the fitted "
+                        "lpclassify.sklearn.ZeroShotClassifier (it reopens the model when first used), or a "
+                        "lpclassify.ray.Snapshot (lpclassify.ray.prepare(classifier)), instead")
+
+
 @runtime_checkable
 class Backend(Protocol):
     @property

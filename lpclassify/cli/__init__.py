@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
-from ..errors import LpclassifyError, one_line
+from ..errors import LpclassifyError, error_lines, one_line
 from . import calibrate, classify, evaluate, explain, models, tune, validate
 from .common import (
     DEBUG_ENV,
@@ -205,7 +205,8 @@ def main(argv: Sequence[str] | None = None, *, load_classifier: Loader | None = 
         return EXIT_BROKEN_PIPE
     except LpclassifyError as exc:
         _flush_stdout()
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        for line in error_lines(exc):  # a config with several problems has a line for each
+            print(f"{PROG}: error: {line}", file=sys.stderr)
         _print_hint(exc)
         return EXIT_USER
     except SystemExit as exc:  # a command that exits on its own

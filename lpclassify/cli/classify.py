@@ -11,7 +11,7 @@ import contextlib
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import InputError
@@ -27,12 +27,14 @@ from .common import (
     Context,
     Subparsers,
     add_model_options,
+    config_help,
     is_terminal,
     log_info,
     positive_int,
     terminal_width,
     warn,
 )
+from .overrides import add_override_options, apply_overrides
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -44,19 +46,25 @@ input (one of):
                     .csv/.tsv (a header row, the text in column --text-field),
                     .txt (one text per line), .parquet (a column --text-field);
                     any of them but .parquet may be gzipped (.gz)
-  (nothing)         one text per line from standard input
+  (nothing)         one text per line from standard input (blank lines skipped);
+                    JSON Lines when its first line starts with '{'
 
 output: every input record with its fields untouched, plus label, labels,
 probabilities, abstained and reason (and truncated or chunks for long texts; an input
-field with one of these names is kept as input_<name>). CSV output has one prob_<label>
-column per label and labels joined with ';'. The default format is a table on a
-terminal and JSON Lines otherwise; -o FILE picks csv or jsonl from its suffix.
+field with one of these names is kept as input_<name>). CSV and TSV output have one
+prob_<label> column per label and labels joined with ';'; Parquet the same columns, typed,
+with labels a list. The default format is a table on a terminal and JSON Lines otherwise;
+-o FILE takes it from the suffix: .jsonl, .csv, .tsv, .parquet, any but .parquet gzipped
+with .gz (out.csv.gz).
 
--o FILE is written as FILE.partial, record by record, and renamed to FILE when the run
-completes. After an interruption (Ctrl-C, a crash, a bad record) the same command with
---resume continues where it stopped. --errors skip sets bad records aside, with their
-line number and reason, instead of stopping at the first one: in out.rejected.jsonl for
--o out.jsonl (without -o: next to the input, in.rejected.jsonl for -i in.csv).
+-o FILE is written as FILE.partial as it goes (Parquet: row groups, the file closed on an
+interruption) and renamed to FILE when the run completes. After an interruption (Ctrl-C,
+a crash, a bad record) the same command with --resume continues where it stopped; with
+no FILE.partial and a complete FILE, --resume refuses and leaves FILE as it is.
+
+--errors skip sets bad records aside, with their line number and reason, instead of
+stopping at the first one: in out.rejected.jsonl for -o out.jsonl (without -o: next to
+the input, in.rejected.jsonl for -i in.csv).
 
 examples:
   lpclassify classify -c sentiment "Loved it" "Never again"
@@ -64,6 +72,7 @@ examples:
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl --resume
   lpclassify classify -c topic -i news.csv -o topics.csv --errors skip --threads 4
+  lpclassify classify -c sentiment -i reviews.txt --calibration pmi --set decision.threshold=0.7
   lpclassify classify -c support_intents -i messages.jsonl -o intents.jsonl --top-k 3
   lpclassify classify -c topic -i news.parquet -o topics.parquet --ray --workers 2 --threads 1
   lpclassify classify -c topic -i news.parquet -o topics.parquet --ray auto  # a running cluster"""
@@ -75,12 +84,13 @@ def register(sub: Subparsers) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT",
                    help="texts to classify; without any (and without -i), one text per line from standard input")
     p.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                   help="a config file, or the name of a shipped config (sentiment, spam, topic, support_tags)")
+                   help=config_help())
     group = p.add_argument_group("input and output")
     group.add_argument("-i", "--input", metavar="FILE",
                        help="read records from FILE (.jsonl, .csv, .tsv, .txt, optionally .gz; .parquet); '-' is stdin")
     group.add_argument("--input-format", choices=INPUT_FORMATS,
-                       help="the input format, when the file name does not tell (default for stdin: txt)")
+                       help="the input format, when the file name does not tell (default for stdin: jsonl "
+                            "when it starts with '{', else txt)")
     group.add_argument("--text-field", default="text", metavar="NAME",
                        help="the JSON key or CSV column that holds the text (default: text)")
     group.add_argument("-o", "--output", metavar="FILE",
@@ -93,25 +103,27 @@ def register(sub: Subparsers) -> None:
                        help="where --errors skip writes rejected records (default: beside the output, "
                             "out.rejected.jsonl for -o out.jsonl; else beside the input; else rejected.jsonl)")
     group.add_argument("-f", "--format", choices=OUTPUT_FORMATS,
-                       help="output format (default: from the -o suffix, else table on a terminal, else jsonl)")
+                       help="output format (default: from the -o suffix, else table on a terminal, else jsonl); "
+                            "an -o name ending in .gz is gzipped")
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr for file input (default: when stderr is a terminal)")
     group.add_argument("--top-k", type=positive_int, metavar="K",
                        help="write each text's K most likely labels (labels) with their probabilities, not every "
                             "label's (for large label sets)")
+    add_override_options(p)
     add_model_options(p)
     add_ray_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    config = load_config(args.config)
+    config = apply_overrides(load_config(args.config), args)
     if args.top_k and config.decision.mode == "single":  # the k best become the prediction's labels
         config = replace(config, decision=replace(config.decision, top_k=min(args.top_k, len(config.labels))))
     output = args.output if args.output and args.output != "-" else None
-    fmt = args.format or (output_format_for(output) if output else None)
+    fmt = output_format_for(output, args.format) if output else args.format
     if fmt is None:
-        fmt = "table" if output is None and is_terminal(sys.stdout) else "jsonl"
+        fmt = "table" if is_terminal(sys.stdout) else "jsonl"
     if args.resume and output is None:
         raise InputError("--resume continues the output file of an interrupted run: give it with -o FILE")
     skip_errors = args.errors == "skip"
@@ -134,18 +146,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 log_info(f"resuming {run_files.partial}: {run_files.done} input records already done")
             elif args.resume:
                 log_info(f"no {run_files.partial} to resume: starting from the first record")
-            stream: TextIO = run_files.stream  # type: ignore[assignment]
+            stream: Any = run_files.stream
             rejected = run_files.rejected if skip_errors else None
         else:
             stream = sys.stdout
             rejected = RejectedLog(rejected_target) if skip_errors else None
             if rejected is not None:
                 stack.callback(rejected.close)
-        writer = make_writer(fmt, stream, clf.config.label_names, flush=True, width=terminal_width(),
-                             multi=clf.config.decision.mode == "multi",
-                             csv_columns=run_files.csv_columns if run_files is not None else None)
+        single = clf.config.decision.mode == "single"
+        writer = make_writer(fmt, stream, clf.config.label_names, flush=True, width=terminal_width(), multi=not single,
+                             csv_columns=run_files.csv_columns if run_files is not None else None,
+                             previous=run_files.previous if run_files is not None else None,
+                             top_k=clf.config.decision.top_k if single else None)
         show_progress = args.progress if args.progress is not None else is_terminal(sys.stderr)
         progress = Progress(records.file, sys.stderr) if show_progress and records.file is not None else None
+        if records.notice:
+            print(f"{PROG}: {records.notice}", file=sys.stderr)
         if records.interactive:
             print(f"{PROG}: reading texts from the terminal, one per line; end with Ctrl-D", file=sys.stderr)
         try:
@@ -158,6 +174,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         except BaseException as exc:
             if progress is not None:
                 progress.close(leave=False)  # the error message gets a clean line
+            if run_files is not None:
+                with contextlib.suppress(Exception):  # the original error is the one to report
+                    writer.keep()
             if run_files is not None and (kept := run_files.abandon(writer.count)):
                 exc.hint = (f"{kept} input records are done and kept in {run_files.partial}; "  # type: ignore[attr-defined]
                             "run the same command with --resume to continue")
@@ -170,6 +189,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             print(f"{PROG}: classified {done} text{'s' if done != 1 else ''} in {progress.elapsed:.1f} s",
                   file=sys.stderr, flush=True)
     _report(writer, truncated, clf, rejected.count if rejected is not None else 0, rejected_target)
+    if records.blank_lines:
+        n = records.blank_lines
+        print(f"{PROG}: skipped {n} blank line{'s' if n != 1 else ''} of {records.source} (a blank line is no text)",
+              file=sys.stderr)
     return EXIT_OK
 
 

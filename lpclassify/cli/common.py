@@ -121,6 +121,14 @@ class SubParser(Parser):
 Subparsers = Any  # argparse's _SubParsersAction, which argparse does not export
 
 
+def config_help() -> str:
+    """The help of ``-c``: every config shipped with lpclassify, listed from where they are."""
+    from ..config import shipped_configs
+
+    names = ", ".join(shipped_configs()) or "none found"
+    return f"a config file, or the name of a shipped config ({names})"
+
+
 def positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -187,7 +195,7 @@ def terminal_width() -> int:
 def add_labelled_options(parser: argparse.ArgumentParser) -> None:
     """-c, -i and the field options of the commands that read labelled examples."""
     parser.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                        help="a config file, or the name of a shipped config (sentiment, topic, ...)")
+                        help=config_help())
     parser.add_argument("-i", "--input", required=True, metavar="LABELED.jsonl",
                         help="labelled records with a text field and a label field: .jsonl, .csv or .tsv, "
                              "optionally .gz")
@@ -223,9 +231,10 @@ def load_labelled(args: argparse.Namespace, ctx: Context, *, calibrating: bool =
     config = load_config(args.config)
     if calibrating:  # the file about to be written may be the one the config points to
         config = replace(config, scoring=replace(config.scoring, calibration="none", calibration_file=None))
-    texts, labels = read_labeled(args.input, text_field=args.text_field, label_field=args.label_field,
-                                 limit=args.limit, fields=config.fields)
     order = [name.strip() for name in args.label_order.split(",")] if args.label_order else None
+    texts, labels = read_labeled(args.input, text_field=args.text_field, label_field=args.label_field,
+                                 limit=args.limit, fields=config.fields, label_names=config.label_names,
+                                 label_order=order)
     return Labelled(ctx.load(config, args), texts, labels, order)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import InputError
-from .common import EXIT_OK, Context, Subparsers, add_model_options, is_terminal, positive_int, table
+from .common import EXIT_OK, Context, Subparsers, add_model_options, config_help, is_terminal, positive_int, table
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -39,7 +39,7 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("explain", help="show why a text gets its label: prompt, token log-probs, probabilities",
                        description="Explain one classification step by step.", epilog=EPILOG)
     p.add_argument("text", nargs="?", metavar="TEXT", help="the text (default: read from stdin)")
-    p.add_argument("-c", "--config", required=True, metavar="CONFIG", help="a config file or a shipped config name")
+    p.add_argument("-c", "--config", required=True, metavar="CONFIG", help=config_help())
     p.add_argument("-f", "--field", action="append", default=[], metavar="NAME=VALUE",
                    help="a field of the input, for prompts that use fields other than {text} (repeatable)")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object (every label)")

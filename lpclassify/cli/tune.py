@@ -63,7 +63,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     result = tune(config, clf.backend, data.texts, y, folds=args.folds, seed=args.seed,
                   progress=_progress(sys.stderr))
     header = describe(result, base=args.config, source=args.input, model=model_path(clf))
-    written = result.write(args.output, header)
+    try:  # the base config's comments are kept where they still apply
+        base_text: str | None = Path(args.config).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        base_text = None
+    written = result.write(args.output, header, comments_from=base_text)
     if args.report:
         document = {"config": str(args.config), "input": str(args.input), "model": str(model_path(clf)),
                     "output": str(args.output), **result.as_dict()}
@@ -95,16 +99,19 @@ def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
     ]
     if result.baseline is not None:
         lines.append(f"The base config as it was: {_pct(result.baseline.accuracy)} on the same examples.")
-    lines += [
-        "",
-        f"Chosen: prompt {s.prompt + 1} of {len(result.prompts)}, verbalizer '{s.verbalizer}', "
-        f"normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}" + (",", ".")[not s.fit],
-    ]
+    lines += ["", f"Chosen: {chosen(result)}" + (",", ".")[not s.fit]]
     if s.fit:
         lines += [f"per-label bias and temperature fitted on all {result.n_examples} examples "
                   "(labels.*.bias: nats added to a label's log-probability;",
                   "scoring.temperature: calibrated log-probabilities are divided by it; both may be edited by hand)."]
     return "\n".join(lines)
+
+
+def chosen(result: TuneResult) -> str:
+    """The chosen setting in words, the same in the written config and on the terminal (prompts from 1)."""
+    s = result.setting
+    return (f"prompt {s.prompt + 1} of {len(result.prompts)}, verbalizer '{s.verbalizer}', normalize {s.normalize}, "
+            f"aggregate {s.aggregate}, calibration {s.calibration}")
 
 
 def summary(result: TuneResult) -> str:
@@ -115,7 +122,7 @@ def summary(result: TuneResult) -> str:
              f"the chosen setting's own CV accuracy {_pct(result.selection.accuracy)} is optimistic)"]
     if result.baseline is not None:
         lines.append(f"base config as it was: {_pct(result.baseline.accuracy)} on the same examples")
-    lines.append(f"chosen: {s.describe()}")
+    lines.append(f"chosen: {chosen(result)}" + (" + fitted bias/temperature" if s.fit else ""))
     if s.fit:
         names = [label.name for label in result.config.labels]
         lines.append(f"  temperature {result.temperature:.3f}, bias "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
-from ..errors import InputError, LpclassifyError, one_line
+from ..errors import InputError, LpclassifyError, error_lines
 from ..slots import Slot, make_slots
 from .common import EXIT_OK, EXIT_USER, PROG, Context, ModelRequest, Subparsers, positive_int
 
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             config = load_config(spec)
         except LpclassifyError as exc:
-            print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+            for line in error_lines(exc):
+                print(f"{PROG}: error: {line}", file=sys.stderr)
             failed += 1
             continue
         print(f"ok: {config.name} ({len(config.labels)} labels, {config.decision.mode})")
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 _show_tokens(config, model or config.model, args, ctx, backends)
             except LpclassifyError as exc:
-                print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+                for line in error_lines(exc):
+                    print(f"{PROG}: error: {line}", file=sys.stderr)
                 failed += 1
         sys.stdout.flush()
     return EXIT_USER if failed else EXIT_OK

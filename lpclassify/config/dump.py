@@ -7,6 +7,7 @@ A header of ``#`` comments may say where the file came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -98,8 +99,100 @@ _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(list, _represent_list)
 
 
-def config_yaml(config: Config, header: str = "") -> str:
-    """YAML text of ``config`` with ``header`` (lines, without ``#``) as a comment on top."""
+def config_yaml(config: Config, header: str = "", *, comments_from: str | None = None) -> str:
+    """YAML text of ``config`` with ``header`` (lines, without ``#``) as a comment on top.
+
+    ``comments_from``, the text of the config file it was made from, lends its comments: its
+    opening comment block (after ``header``), the comments above each key still written, and a
+    key's end-of-line comment where that key's value is unchanged (a comment on a changed value
+    would describe the old one).
+    """
     body = yaml.dump(config_mapping(config), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
     comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    if comments_from is not None:
+        opening, body = _carry_comments(comments_from, body)
+        if opening:
+            comment += ("#\n" if comment else "") + opening
     return comment + ("\n" if comment else "") + body
+
+
+_KEY = re.compile(r"""^(?P<indent> *)(?P<key>"[^"]*"|'[^']*'|[^\s#'"\-][^:#]*?):(?:\s+(?P<rest>.*))?$""")
+
+
+def _key_lines(text: str) -> list[tuple[int, tuple[str, ...], str]]:
+    """``(line index, dotted path, what follows the colon)`` of every block-mapping key line."""
+    found: list[tuple[int, tuple[str, ...], str]] = []
+    stack: list[tuple[int, str]] = []  # (indent, key) of the mappings the line is in
+    block_indent: int | None = None  # inside a | or > block scalar: lines indented more are its text
+    for index, line in enumerate(text.splitlines()):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                continue
+            block_indent = None
+        match = _KEY.match(line)
+        if match is None:
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        key = match["key"].strip()
+        if key[:1] in "'\"":
+            key = key[1:-1]
+        stack.append((indent, key))
+        rest = match["rest"] or ""
+        found.append((index, tuple(name for _, name in stack), rest))
+        if _split_comment(rest)[0].strip()[:1] in ("|", ">"):
+            block_indent = indent
+    return found
+
+
+def _split_comment(rest: str) -> tuple[str, str]:
+    """A value's text and its end-of-line comment (``#`` after a space, outside quotes)."""
+    quote = ""
+    for i, char in enumerate(rest):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or rest[i - 1] in " \t"):
+            return rest[:i].rstrip(), rest[i:]
+    return rest, ""
+
+
+def _same_value(a: str, b: str) -> bool:
+    if a.strip()[:1] in ("", "|", ">") or b.strip()[:1] in ("", "|", ">"):
+        return False  # a section or a block: its contents are on other lines
+    try:
+        return bool(yaml.safe_load(a) == yaml.safe_load(b))
+    except yaml.YAMLError:
+        return False
+
+
+def _carry_comments(source: str, body: str) -> tuple[str, str]:
+    """``source``'s opening comment block, and ``body`` with the comments of ``source``'s keys."""
+    lines = source.splitlines()
+    keys = _key_lines(source)
+    first_key = keys[0][0] if keys else len(lines)
+    opening = "".join(line.rstrip() + "\n" for line in lines[:first_key] if line.lstrip().startswith("#"))
+    above: dict[tuple[str, ...], list[str]] = {}
+    inline: dict[tuple[str, ...], tuple[str, str]] = {}
+    for index, path, rest in keys:
+        block = []
+        j = index - 1
+        while j >= first_key and lines[j].lstrip().startswith("#"):
+            block.insert(0, lines[j].strip())
+            j -= 1
+        if block:
+            above[path] = block
+        value, comment = _split_comment(rest)
+        if comment:
+            inline[path] = (value, comment)
+    out = body.splitlines()
+    for index, path, rest in reversed(_key_lines(body)):
+        line = out[index]
+        if path in inline and _same_value(_split_comment(rest)[0], inline[path][0]):
+            out[index] = f"{line}  {inline[path][1]}"
+        if path in above:
+            indent = " " * (len(line) - len(line.lstrip(" ")))
+            out[index:index] = [indent + comment for comment in above[path]]
+    return opening, "".join(line + "\n" for line in out)

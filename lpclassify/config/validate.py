@@ -2,19 +2,23 @@
 
 Every problem is a :class:`~lpclassify.errors.ConfigError` naming the file, the dotted key
 and what was expected. Unknown keys are errors, not silently ignored: a misspelt option
-that does nothing is the worst kind of bug in a config file.
+that does nothing is the worst kind of bug in a config file. Every problem is reported at
+once (up to :data:`MAX_ERRORS`, as :class:`~lpclassify.errors.ConfigErrors` when there are
+several): a bad value is noted and its default used, so that checking goes on.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..calibration.registry import method_names
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigErrors
 from .labels_file import read_labels_file
 from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
@@ -33,26 +37,75 @@ from .schema import (
     MultiLabel,
     Runtime,
     Scoring,
+    Search,
 )
 from .search import parse_search
 
+MAX_ERRORS = 20  # problems reported at once; past that, the count of those left out
+T = TypeVar("T")
+
+
+class _Problems:
+    """The problems found in one config so far."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        if all(str(error) != str(seen) for seen in self.errors):
+            self.errors.append(error)
+
+    def attempt(self, read: Callable[[], T], fallback: T) -> T:
+        """``read()``, or, when it raises a ConfigError, ``fallback`` with the error noted."""
+        try:
+            return read()
+        except ConfigErrors as exc:
+            for error in exc.errors:
+                self.add(error)
+        except ConfigError as exc:
+            self.add(exc)
+        return fallback
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigErrors(self.errors[:MAX_ERRORS], more=max(len(self.errors) - MAX_ERRORS, 0))
+
+
+def _noted(method: Callable[..., T]) -> Callable[..., T]:
+    """A reader's getter that notes a bad value in the reader's problems and returns its default."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def read(self: _Reader, *args: Any, **kwargs: Any) -> T:
+        default = signature.bind(self, *args, **kwargs).arguments.get("default")
+        return self.problems.attempt(lambda: method(self, *args, **kwargs), default)
+
+    return read
+
 
 class _Reader:
-    """Walks one mapping, checking keys and types, and remembers where it is for messages."""
+    """Walks one mapping, checking keys and types, and remembers where it is for messages.
 
-    def __init__(self, data: Any, source: str, key: str, allowed: tuple[str, ...]) -> None:
+    An unknown key and a bad value (the getters') are noted in ``problems``, and the value's
+    default used; a mapping that is not one raises.
+    """
+
+    def __init__(self, data: Any, source: str, key: str, allowed: tuple[str, ...], problems: _Problems) -> None:
         self.source = source
         self.key = key
+        self.problems = problems
         if not isinstance(data, Mapping):
             raise self.error(f"expected a mapping, got {_type_name(data)}")
         self.data = data
         for name in data:
             if not isinstance(name, str):
-                raise self.error(f"keys must be strings, got {_type_name(name)} {name!r}")
-            if name not in allowed:
+                problems.add(self.error(f"keys must be strings, got {_type_name(name)} {name!r}"))
+            elif name not in allowed:
                 hint = difflib.get_close_matches(name, allowed, n=1)
                 suggestion = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(allowed)}"
-                raise ConfigError(f"unknown key; {suggestion}", source=source, key=self.child(name))
+                problems.add(ConfigError(f"unknown key; {suggestion}", source=source, key=self.child(name)))
 
     def child(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
@@ -63,6 +116,7 @@ class _Reader:
     def has(self, name: str) -> bool:
         return name in self.data
 
+    @_noted
     def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         if name not in self.data:
             if required:
@@ -73,6 +127,7 @@ class _Reader:
             raise self.error(f"expected a string, got {_type_name(value)}", name)
         return value
 
+    @_noted
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.str(name, default)
         assert value is not None
@@ -82,6 +137,7 @@ class _Reader:
             raise self.error(f"expected one of {', '.join(choices)}, got {value!r}{extra}", name)
         return value
 
+    @_noted
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         value = self.data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -90,6 +146,7 @@ class _Reader:
             raise self.error(f"expected a number between {low:g} and {high:g}, got {value!r}", name)
         return float(value)
 
+    @_noted
     def integer(self, name: str, default: int | None, *, low: int, high: int | None = None) -> int | None:
         value = self.data.get(name, default)
         if value is None and default is None:
@@ -101,6 +158,7 @@ class _Reader:
             raise self.error(f"expected {expected}, got {value}", name)
         return value
 
+    @_noted
     def strings(self, name: str, default: tuple[str, ...], *, allow_empty_items: bool = False) -> tuple[str, ...]:
         if name not in self.data:
             return default
@@ -127,37 +185,47 @@ def _type_name(value: Any) -> str:
 
 
 def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
-    """Validate an already-parsed document and build the frozen :class:`Config`."""
+    """Validate an already-parsed document and build the frozen :class:`Config`.
+
+    Raises the one :class:`ConfigError` found, or :class:`ConfigErrors` with every one.
+    """
+    problems = _Problems()
     top = _Reader(data, source, "", ("name", "description", "model", "prompt", "labels", "scoring",
-                                     "decision", "runtime", "search", "examples", "example_separator"))
+                                     "decision", "runtime", "search", "examples", "example_separator"), problems)
+    attempt = problems.attempt
     default_name = Path(source).stem if source != "<mapping>" else "classifier"
-    name = top.str("name", default_name)
-    assert name is not None
-    labels = _parse_labels(top, source)
-    scoring = _parse_scoring(top, source)
-    decision = _parse_decision(top, source, len(labels))
-    if decision.mode == "single" and len(labels) == 1:
-        raise top.error(f"a single-label config with one label ({labels[0].name!r}) always answers it with "
-                        "p = 1; add labels, or ask a yes/no question with decision.mode: multi", "labels")
+    name = top.str("name", default_name) or default_name
+    labels = attempt(lambda: _parse_labels(top, source), None)
+    scoring = attempt(lambda: _parse_scoring(top, source), Scoring())
+    decision = attempt(lambda: _parse_decision(top, source, len(labels) if labels else None), Decision())
+    if labels is not None and decision.mode == "single" and len(labels) == 1:
+        problems.add(top.error(f"a single-label config with one label ({labels[0].name!r}) always answers it "
+                               "with p = 1; add labels, or ask a yes/no question with decision.mode: multi", "labels"))
     # Multi-label mode asks one question per label, so its template may name the label.
+    prompt = None
     if not top.has("prompt") and decision.mode == "single":
-        raise top.error("missing; expected a template string (or chat messages)", "prompt")
-    prompt = parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode, source=source)
-    runtime = _parse_runtime(top, source)
+        problems.add(top.error("missing; expected a template string (or chat messages)", "prompt"))
+    else:
+        prompt = attempt(lambda: parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode,
+                                              source=source), None)
+    runtime = attempt(lambda: _parse_runtime(top, source), Runtime())
+    separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR) or DEFAULT_EXAMPLE_SEPARATOR
+    model = top.str("model", "default") or ""
+    if not model.strip():
+        problems.add(top.error("expected a model name or a path to a .gguf file, got an empty string", "model"))
+    if labels is None or prompt is None:  # what follows needs both
+        problems.raise_any()
+    assert labels is not None and prompt is not None
     probe = Config(name=name, prompt=prompt, labels=labels)
     if runtime.shorten_field is not None and runtime.shorten_field not in probe.fields:
-        raise top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
-                        f"{', '.join(probe.fields)})", "runtime.shorten_field")
-    examples = parse_examples(top.data.get("examples"), fields=probe.fields, labels=probe.label_names,
-                              mode=decision.mode, source=source)
-    separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR)
-    assert separator is not None
-    search = parse_search(top.data.get("search"), source=source, label_names=[label.name for label in labels],
-                          check_template=lambda template, key: search_template(template, decision.mode, source, key))
-    model = top.str("model", "default")
-    assert model is not None
-    if not model.strip():
-        raise top.error("expected a model name or a path to a .gguf file, got an empty string", "model")
+        problems.add(top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
+                               f"{', '.join(probe.fields)})", "runtime.shorten_field"))
+    examples = attempt(lambda: parse_examples(top.data.get("examples"), fields=probe.fields,
+                                              labels=probe.label_names, mode=decision.mode, source=source), ())
+    search = attempt(lambda: parse_search(
+        top.data.get("search"), source=source, label_names=[label.name for label in labels],
+        check_template=lambda template, key: search_template(template, decision.mode, source, key)), Search())
+    problems.raise_any()
     return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
                   scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
                   examples=examples, example_separator=separator)
@@ -208,7 +276,7 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
             raise top.error("label names must not be empty", "labels")
         key = f"labels.{label_name}"
         reader = _Reader(settings if settings is not None else {}, lines.get(label_name, source), key,
-                         ("completions", "description", "threshold", "bias"))
+                         ("completions", "description", "threshold", "bias"), top.problems)
         completions = reader.strings("completions", (" " + label_name,))
         for completion in completions:
             if not completion.strip():
@@ -226,7 +294,8 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
-                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"))
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"),
+                     top.problems)
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
@@ -237,9 +306,9 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
     )
 
 
-def _parse_decision(top: _Reader, source: str, n_labels: int) -> Decision:
+def _parse_decision(top: _Reader, source: str, n_labels: int | None) -> Decision:
     reader = _Reader(top.data.get("decision", {}) or {}, source, "decision",
-                     ("mode", "threshold", "top_k", "multi"))
+                     ("mode", "threshold", "top_k", "multi"), top.problems)
     mode = reader.choice("mode", MODES, "single")
     threshold = reader.number("threshold", 0.5 if mode == "multi" else 0.0, low=0.0, high=1.0)
     top_k = reader.integer("top_k", 1, low=1, high=n_labels)
@@ -249,7 +318,7 @@ def _parse_decision(top: _Reader, source: str, n_labels: int) -> Decision:
         raw = reader.data["multi"] or {}
         if isinstance(raw, Mapping):  # YAML reads unquoted yes/no keys as booleans: take them as meant
             raw = {{True: "yes", False: "no"}.get(k, k) if isinstance(k, bool) else k: v for k, v in raw.items()}
-        sub = _Reader(raw, source, "decision.multi", ("yes", "no"))
+        sub = _Reader(raw, source, "decision.multi", ("yes", "no"), top.problems)
         yes = sub.strings("yes", multi.yes)
         no = sub.strings("no", multi.no)
         if set(yes) & set(no):
@@ -282,7 +351,7 @@ def with_runtime(config: Config, overrides: Mapping[str, Any]) -> Config:
 def _parse_runtime(top: _Reader, source: str) -> Runtime:
     reader = _Reader(top.data.get("runtime", {}) or {}, source, "runtime",
                      ("n_ctx", "batch_size", "threads", "n_gpu_layers", "long_inputs", "truncate_side",
-                      "empty_text", "shorten_field"))
+                      "empty_text", "shorten_field"), top.problems)
     n_ctx = reader.integer("n_ctx", 1024, low=64, high=131072)
     batch_size = reader.integer("batch_size", 8, low=1, high=256)
     n_gpu_layers = reader.integer("n_gpu_layers", 0, low=-1)

@@ -145,6 +145,7 @@ class RecordReader:
     ``text_field``): with more than one, each record's ``text`` is a mapping of them. With
     ``errors="fail"`` (the default) the first bad record raises :class:`InputRecordError`; with
     ``errors="skip"`` bad records are left out and their errors collected in :attr:`skipped`.
+    Blank lines of a text file are no records: they are counted in :attr:`blank_lines`.
     """
 
     def __init__(self, stream: BinaryIO | IO[bytes], fmt: str, *, source: str, text_field: str = "text",
@@ -165,6 +166,7 @@ class RecordReader:
             raise InputError(f"{source}: a text file holds one text per line, but the prompt uses the fields "
                              f"{', '.join(self.fields)}; give a .jsonl or .csv file with them")
         self.skipped: list[InputRecordError] = []
+        self.blank_lines = 0  # blank lines of a text file, which are not records
 
     def __iter__(self) -> Iterator[InputRecord]:
         for item in self.items():
@@ -220,6 +222,9 @@ class RecordReader:
                 yield text
                 continue
             text = _strip_newline(text)
+            if not text.strip():  # a blank line separates texts, it is none: skipped, and counted for the summary
+                self.blank_lines += 1
+                continue
             yield InputRecord(number, {"text": text}, text)
 
     def _jsonl(self) -> Iterator[InputRecord | InputRecordError]:

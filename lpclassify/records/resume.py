@@ -7,6 +7,10 @@ the output format, the text field and a fingerprint of the config and model. Whe
 completes, the rows are renamed to ``OUTPUT`` and the rejected records to their side file,
 so a file named ``OUTPUT`` is always complete.
 
+``OUTPUT.gz`` is gzipped as it goes (a resumed run appends a gzip member). Parquet cannot be
+appended to: its rows go, in row groups, to ``OUTPUT.partial.next``, which the writer closes on
+an interruption and which then replaces ``OUTPUT.partial``; a resumed run copies those rows first.
+
 An interrupted or failed run leaves the partial files (unless they hold nothing). ``--resume``
 checks that the new run reads the same input with the same config, drops a torn last
 line, counts the rows and rejected records already written (each input record gave exactly
@@ -20,25 +24,29 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import hashlib
 import io
 import json
 import os
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from ..errors import InputError
+from ..inputs import encoding_problem
 from .files import write_json_atomic
 from .readers import InputRecordError
+from .writers import is_gzip
 
 if TYPE_CHECKING:
     from ..config import Config
 
 PARTIAL = ".partial"
 SYNC_SECONDS = 5.0  # fsync at most this often: flushing per record already survives a killed process
-RESUMABLE_FORMATS = ("jsonl", "csv")
+RESUMABLE_FORMATS = ("jsonl", "csv", "tsv", "parquet")
 
 
 def fingerprint(config: Config, model_path: str | os.PathLike[str] | None) -> str:
@@ -91,7 +99,10 @@ class RejectedLog:
             except OSError as exc:
                 raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         entry = {"source": error.source, "line": error.line, "reason": error.message, "record": error.raw}
-        self._stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        line = json.dumps(entry, ensure_ascii=False)
+        if encoding_problem(line):  # undecodable bytes of an argument (lone surrogates): keep them as \u escapes
+            line = json.dumps(entry)
+        self._stream.write(line + "\n")
         self._stream.flush()
         self.count += 1
 
@@ -120,7 +131,12 @@ class RunFiles:
         self.rejected_partial = self.target.with_name(self.partial.name + ".rejected.jsonl")
         self.done = 0  # input records a resumed run skips: rows plus rejected records already written
         self.csv_columns: list[str] | None = None  # the header row of a resumed CSV
-        self.stream: TextIO | None = None
+        self.compressed = is_gzip(self.target)  # out.jsonl.gz: the partial file is gzipped too
+        self.stream: IO[Any] | None = None  # text, binary for Parquet
+        self.previous: Any = None  # Parquet: the rows of the run resumed (a pyarrow Table), copied first
+        # Parquet cannot be appended to: a resumed run writes the old rows and the new to NEXT, which
+        # replaces the partial file once closed (complete, or interrupted and closed cleanly).
+        self.next = self.target.with_name(self.partial.name + ".next") if fmt == "parquet" else self.partial
         self.rejected: RejectedLog | None = None
         self._resume = resume and self.partial.exists()
         self._last_sync = time.monotonic()
@@ -131,7 +147,11 @@ class RunFiles:
         if not os.access(self.target.parent, os.W_OK):
             raise InputError(f"cannot write {self.target}: the directory {self.target.parent} is not writable")
         if resume and fmt not in RESUMABLE_FORMATS:
-            raise InputError(f"--resume needs JSON Lines or CSV output, not {fmt}")
+            raise InputError(f"--resume needs JSON Lines, CSV, TSV or Parquet output, not {fmt}")
+        if resume and not self._resume and self.target.exists():  # nothing to continue: never replace a finished file
+            raise InputError(f"--resume: {self.target} is complete (there is no {self.partial} to continue), so "
+                             f"there is nothing to resume and it was left as it is; to classify again, run without "
+                             f"--resume (it replaces {self.target}) or write to another file")
         if not resume and self.partial.exists():
             raise InputError(f"{self.partial} holds the rows of an interrupted run: continue it with --resume, "
                              f"or delete {self.partial}* to start over")
@@ -144,17 +164,31 @@ class RunFiles:
         """Check (resume) or record (fresh run) what the run reads; open the partial files."""
         if self._resume:
             self._check(identity)
-            rows, self.csv_columns = complete_rows(self.partial, self.format)
+            if self.format == "parquet":
+                from .parquet import read_table  # pyarrow: an optional extra
+
+                self.previous = read_table(self.partial, source=f"cannot resume: {self.partial}")
+                rows = self.previous.num_rows
+            else:
+                rows, self.csv_columns = complete_rows(self.partial, self.format, compressed=self.compressed)
             rejected = complete_rows(self.rejected_partial, "jsonl")[0] if self.rejected_partial.exists() else 0
             self.done = rows + rejected
         else:
             self._write_meta(identity)
             self.rejected_partial.unlink(missing_ok=True)
+        self.stream = self._open(append=self._resume)
+        self.rejected = RejectedLog(self.rejected_partial, append=True)
+        self.rejected = RejectedLog(self.rejected_partial, append=True)
+
+    def _open(self, *, append: bool) -> IO[Any]:
         try:
-            self.stream = open(self.partial, "a" if self._resume else "w", encoding="utf-8", newline="")  # noqa: SIM115
+            if self.format == "parquet":
+                return open(self.next, "wb")
+            if self.compressed:  # appending adds a gzip member: readers read them as one stream
+                return gzip.open(self.partial, "at" if append else "wt", encoding="utf-8", newline="")
+            return open(self.partial, "a" if append else "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise InputError(f"cannot write {self.partial}: {exc.strerror or exc}") from None
-        self.rejected = RejectedLog(self.rejected_partial, append=True)
 
     def _check(self, identity: dict[str, str]) -> None:
         try:
@@ -194,7 +228,8 @@ class RunFiles:
         try:
             self._sync()
             self._close()
-            os.replace(self.partial, self.target)
+            os.replace(self.next, self.target)
+            self.partial.unlink(missing_ok=True)  # Parquet: the resumed run's rows, all copied to NEXT
             if self.rejected_partial.exists():
                 os.replace(self.rejected_partial, rejected_target)
             elif remove_stale:
@@ -215,36 +250,85 @@ class RunFiles:
         with contextlib.suppress(OSError, ValueError):
             self._sync()
         self._close()
-        total = self.done + new_rows + (self.rejected.count if self.rejected is not None else 0)
+        rows = self.done + new_rows
+        if self.next != self.partial:
+            rows = self._keep_parquet()
+        total = rows + (self.rejected.count if self.rejected is not None else 0)
         if total == 0:
             for path in (self.partial, self.meta, self.rejected_partial):
                 path.unlink(missing_ok=True)
         return total
 
+    def _keep_parquet(self) -> int:
+        """After a failure: NEXT, closed by its writer, replaces the partial file; returns the rows kept.
 
-def complete_rows(path: Path, fmt: str) -> tuple[int, list[str] | None]:
-    """Count the complete rows of a partial file and cut off a torn last one.
+        A NEXT that cannot be read (the writer could not close it) is dropped: the partial file keeps
+        the rows it had.
+        """
+        from .parquet import pyarrow_parquet
 
-    Returns the number of rows (a CSV header not counted) and, for CSV, the header.
+        pq = pyarrow_parquet()
+        try:
+            pq.read_metadata(self.next)
+            os.replace(self.next, self.partial)
+        except Exception:
+            self.next.unlink(missing_ok=True)
+        try:
+            return int(pq.read_metadata(self.partial).num_rows)
+        except Exception:
+            return 0
+
+
+def complete_rows(path: Path, fmt: str, *, compressed: bool = False) -> tuple[int, list[str] | None]:
+    """Count the complete rows of a partial file (JSON Lines, CSV, TSV; gzipped or not) and cut off a torn
+    last one.
+
+    Returns the number of rows (a CSV header not counted) and, for CSV/TSV, the header.
     """
-    good = 0  # bytes up to the end of the last complete row
-    rows = 0
-    header: list[str] | None = None
-    with open(path, "rb") as handle:
+    data = _gunzip_what_is_there(path.read_bytes()) if compressed else None
+    with (io.BytesIO(data) if data is not None else open(path, "rb")) as handle:
         if fmt == "jsonl":
-            for raw in handle:
-                if not raw.endswith(b"\n"):
-                    break  # torn: the process died while writing it
-                good += len(raw)
-                rows += 1
+            good, rows, header = _complete_lines(handle)
         else:
-            good, rows, header = _complete_csv_rows(handle)
-    with open(path, "r+b") as handle:
-        handle.truncate(good)
+            good, rows, header = _complete_csv_rows(handle, "\t" if fmt == "tsv" else ",")
+    if data is None:
+        with open(path, "r+b") as handle:
+            handle.truncate(good)
+    else:  # a gzip stream cannot be cut at a row: write the complete rows again, as one member
+        tmp = path.with_name(path.name + ".tmp")
+        with gzip.open(tmp, "wb") as out:
+            out.write(data[:good])
+        os.replace(tmp, path)
     return rows, header
 
 
-def _complete_csv_rows(handle: io.BufferedReader) -> tuple[int, int, list[str] | None]:
+def _complete_lines(handle: IO[bytes]) -> tuple[int, int, None]:
+    good = rows = 0  # bytes up to the end of the last complete row
+    for raw in handle:
+        if not raw.endswith(b"\n"):
+            break  # torn: the process died while writing it
+        good += len(raw)
+        rows += 1
+    return good, rows, None
+
+
+def _gunzip_what_is_there(blob: bytes) -> bytes:
+    """The bytes a gzip file decompresses to, up to where it was cut off (members one after another)."""
+    out = []
+    while blob:
+        member = zlib.decompressobj(wbits=31)
+        try:
+            out.append(member.decompress(blob))
+        except zlib.error:
+            break
+        if not member.eof:  # cut off in this member: what it gave so far is all there is
+            out.append(member.flush())
+            break
+        blob = member.unused_data
+    return b"".join(out)
+
+
+def _complete_csv_rows(handle: IO[bytes], delimiter: str) -> tuple[int, int, list[str] | None]:
     """CSV rows may span lines (quoted newlines): parse them, tracking where each complete one ends."""
     offset = [0]
 
@@ -255,7 +339,7 @@ def _complete_csv_rows(handle: io.BufferedReader) -> tuple[int, int, list[str] |
             offset[0] += len(raw)
             yield raw.decode("utf-8", errors="replace")
 
-    reader = csv.reader(lines(), strict=True)
+    reader = csv.reader(lines(), strict=True, delimiter=delimiter)
     good, rows, header = 0, 0, None
     try:
         for row in reader:

@@ -1,4 +1,4 @@
-"""Output records: a prediction written next to its input record, as JSON Lines, CSV or a table.
+"""Output records: a prediction written next to its input record, as JSON Lines, CSV/TSV, Parquet or a table.
 
 Writers take an input record and a prediction (``Prediction.as_dict()``) and write one
 output record: JSON Lines and CSV keep every input field and add the prediction's; the
@@ -16,23 +16,46 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ..errors import InputError
 from ..inputs import input_words
 from .readers import InputRecord
 
-OUTPUT_FORMATS = ("jsonl", "csv", "table", "parquet")
+OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "table", "parquet")
 
 # The keys a prediction adds to an output record (``Prediction.as_dict()``).
 PREDICTION_KEYS = ("label", "labels", "probabilities", "abstained", "reason", "truncated", "chunks")
 
+_OUTPUT_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl", ".csv": "csv", ".tsv": "tsv",
+                    ".tab": "tsv", ".parquet": "parquet"}
+WRITABLE = ".jsonl, .csv, .tsv or .parquet (any but .parquet may end in .gz)"
 
-def output_format_for(path: str | os.PathLike[str]) -> str | None:
-    """The output format a file name implies, or None when it implies none."""
-    suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
-            ".parquet": "parquet"}.get(suffix)
+
+def is_gzip(path: str | os.PathLike[str]) -> bool:
+    """True when an output file name asks for gzip (``out.jsonl.gz``)."""
+    return Path(path).suffix.lower() == ".gz"
+
+
+def output_format_for(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The output format for ``-o path``: ``fmt`` when given, else the one the file name implies.
+
+    An InputError when the name implies none, or one that cannot be written there (``.txt``:
+    a text file holds no predictions; ``.parquet.gz``: Parquet compresses itself).
+    """
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    named = _OUTPUT_SUFFIXES.get(suffixes[-2 if gz else -1] if len(suffixes) > gz else "")
+    fmt = fmt or named
+    if fmt is None:
+        last = suffixes[-2 if gz else -1] if len(suffixes) > gz else ""
+        why = ("a text file holds one text per line and no predictions" if last in (".txt", ".text")
+               else "cannot tell the output format from the file name")
+        raise InputError(f"-o {path}: {why}; name it {WRITABLE}, or choose the format with -f")
+    if gz and fmt in ("parquet", "table"):
+        why = "Parquet compresses itself" if fmt == "parquet" else "a table is for reading"
+        raise InputError(f"-o {path}: {fmt} output is not gzipped ({why}); drop the .gz")
+    return fmt
 
 
 def json_safe(value: Any) -> Any:
@@ -124,6 +147,10 @@ class Writer:
     def close(self) -> None:
         self.stream.flush()
 
+    def keep(self) -> None:
+        """After a failure: make what was written readable as it is (Parquet writes its footer)."""
+        self.stream.flush()
+
 
 class JsonlWriter(Writer):
     """One JSON object per line: the input fields, then the prediction."""
@@ -182,42 +209,69 @@ def _cell(value: Any) -> str:
 
 
 class ParquetWriter(CsvWriter):
-    """Parquet with :class:`CsvWriter`'s columns (typed: probabilities as floats), through pyarrow.
+    """Parquet with :class:`CsvWriter`'s columns, typed (probabilities as floats, ``labels`` a list of
+    strings), through pyarrow, written a row group at a time (:class:`.parquet.RowGroupWriter`).
 
-    A Parquet file cannot be appended to, so the rows are kept and written as one file by
-    :meth:`close` (to ``stream``'s binary buffer); :attr:`count` stays 0 until then, so an
-    interrupted run keeps no partial rows (``--resume`` is for JSON Lines and CSV).
+    ``stream`` is binary (a text stream's ``buffer`` is used). :meth:`close` writes the last rows and
+    the footer: an interrupted run that closes its writer keeps a readable file of its rows.
+    ``previous`` holds the rows of the interrupted run a resumed run continues (a pyarrow Table).
     """
 
-    def __init__(self, stream: TextIO, label_names: Sequence[str], *, flush: bool = False) -> None:
-        super().__init__(stream, label_names)
+    def __init__(self, stream: TextIO | BinaryIO, label_names: Sequence[str], *, flush: bool = False,
+                 previous: Any = None, group_rows: int = 1024) -> None:
+        super().__init__(stream, label_names)  # type: ignore[arg-type]
         self.rows: list[dict[str, Any]] = []
+        self.previous = previous
+        self.group_rows = group_rows
+        self._file: Any = None
 
-    def write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
+    def _flat(self, prediction: dict[str, Any]) -> dict[str, Any]:
+        flat = super()._flat(prediction)
+        flat["labels"] = list(prediction.get("labels") or ())  # a list column: no need to split on ';'
+        return flat
+
+    def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
         merged, renamed = merge_record(record.fields, self._flat(prediction), reserved=self.prediction_columns)
         self.renamed.update(renamed)
         if self.columns is None:
             self.columns = list(merged)
         self.dropped.update(key for key in merged if key not in self.columns)
         self.rows.append(merged)
+        if len(self.rows) >= self.group_rows:
+            self._write_group()
+
+    def _write_group(self) -> None:
+        if self._file is None:
+            from .parquet import RowGroupWriter  # pyarrow: an optional extra
+
+            types = {"label": "string", "labels": "strings", "abstained": "bool", "reason": "string",
+                     "truncated": "bool", "chunks": "int", **{f"prob_{name}": "float" for name in self.label_names}}
+            self._file = RowGroupWriter(getattr(self.stream, "buffer", self.stream),
+                                        self.columns or self.prediction_columns, types=types, previous=self.previous)
+        rows, self.rows = self.rows, []
+        self._file.write(rows)
 
     def close(self) -> None:
-        from .parquet import write_rows  # pyarrow: an optional extra
-
+        self._write_group()
+        self._file.close()
         self.stream.flush()
-        write_rows(getattr(self.stream, "buffer", self.stream), self.rows, self.columns or self.prediction_columns)
-        self.count = len(self.rows)
-        super(CsvWriter, self).close()
+
+    def keep(self) -> None:
+        if self._file is not None or self.rows or self.previous is not None:  # else: nothing to keep
+            self.close()
 
 
 class TableWriter(Writer):
     """A readable table for a terminal: line, label, its probability, the text (cut to fit)."""
 
     def __init__(self, stream: TextIO, label_names: Sequence[str], *, width: int = 100, flush: bool = True,
-                 multi: bool = False) -> None:
+                 multi: bool = False, top_k: int | None = None) -> None:
         super().__init__(stream, flush=flush)
-        longest = max((len(name) for name in label_names), default=5)
-        self.label_width = min(max(longest * (2 if multi else 1) + (1 if multi else 0), len("(abstain)")), 32)
+        longest = sorted((len(name) for name in label_names), reverse=True) or [5]
+        shown = min(top_k or (2 if multi else 1), len(longest))  # labels a row shows, comma-separated
+        wanted = sum(longest[:shown]) + shown - 1
+        # Room for the labels, but never more than half the line: the text needs it too.
+        self.label_width = max(min(wanted, max(32, width // 2 - 20)), len("(abstain)"))
         self.width = max(width, 40)
         self._header_done = False
 
@@ -253,14 +307,16 @@ def _cut(text: str, width: int) -> str:
 
 
 def make_writer(fmt: str, stream: TextIO, label_names: Sequence[str], *, flush: bool = False, width: int = 100,
-                multi: bool = False, csv_columns: Sequence[str] | None = None) -> Writer:
-    """A writer for ``fmt`` (one of :data:`OUTPUT_FORMATS`); ``csv_columns``: see :class:`CsvWriter`."""
+                multi: bool = False, csv_columns: Sequence[str] | None = None, previous: Any = None,
+                top_k: int | None = None) -> Writer:
+    """A writer for ``fmt`` (one of :data:`OUTPUT_FORMATS`); ``csv_columns``: see :class:`CsvWriter`;
+    ``previous``: see :class:`ParquetWriter`; ``top_k``: labels a table row may show."""
     if fmt == "jsonl":
         return JsonlWriter(stream, flush=flush)
-    if fmt == "csv":
-        return CsvWriter(stream, label_names, flush=flush, columns=csv_columns)
+    if fmt in ("csv", "tsv"):
+        return CsvWriter(stream, label_names, flush=flush, columns=csv_columns, delimiter="\t" if fmt == "tsv" else ",")
     if fmt == "parquet":
-        return ParquetWriter(stream, label_names, flush=flush)
+        return ParquetWriter(stream, label_names, flush=flush, previous=previous)
     if fmt == "table":
-        return TableWriter(stream, label_names, width=width, flush=flush, multi=multi)
+        return TableWriter(stream, label_names, width=width, flush=flush, multi=multi, top_k=top_k)
     raise InputError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")

@@ -86,9 +86,10 @@ class TuneResult:
             clf.calibration_state.domain_inputs = self.domain_inputs
         return clf
 
-    def write(self, path: str | Path, header: str) -> list[Path]:
-        """Write the chosen config (YAML, commented with ``header``) and, for domain calibration, its
-        calibration file next to it (``<name>.calibration.json``, which the config names); returns the paths."""
+    def write(self, path: str | Path, header: str, comments_from: str | None = None) -> list[Path]:
+        """Write the chosen config (YAML, commented with ``header`` and the base config's comments from
+        ``comments_from``, its text) and, for domain calibration, its calibration file next to it
+        (``<name>.calibration.json``, which the config names); returns the paths."""
         path = Path(path)
         config, written = self.config, []
         document = self.calibration_document()
@@ -98,7 +99,7 @@ class TuneResult:
             config = replace(config, scoring=replace(config.scoring, calibration_file=file.name))
             written.append(file)
         with atomic_output(path) as stream:
-            stream.write(config_yaml(config, header))
+            stream.write(config_yaml(config, header, comments_from=comments_from))
         return [path, *written]
 
     def as_dict(self) -> dict[str, Any]:

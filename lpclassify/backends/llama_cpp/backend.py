@@ -41,7 +41,7 @@ import numpy as np
 from ...errors import ModelError
 from ...models.gguf import check_gguf
 from ...tokenization import EncodedText
-from ..base import ChatTemplate, ModelIdentity, ScoreResult
+from ..base import ChatTemplate, ModelHandle, ModelIdentity, ScoreResult
 from ..reference import check_reference_capacity, score_each_alone
 from .bindings import KvMemory, create_context, default_threads, load_llama_cpp, load_model
 from .decoder import Decoder, EngineStats
@@ -59,7 +59,7 @@ ALIGN = 64
 __all__ = ["PIN_BLOCK", "EngineStats", "LlamaCppBackend"]
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(ModelHandle):
     """A GGUF model loaded with llama.cpp, scoring candidates exactly and fast.
 
     ``n_ctx`` bounds one text (prompt + longest candidate); ``batch_size`` bounds how many
