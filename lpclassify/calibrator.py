@@ -21,6 +21,7 @@ from .backends.base import ModelIdentity
 from .calibration.priors import Domain
 from .calibration.references import ReferenceCache
 from .calibration.store import write_calibration_file
+from .config.direction import check_channel_settings
 from .errors import ConfigError, InputError
 from .inputs import Input, input_words
 from .normalize import label_bias, label_scores, normalize, safe_log, softmax, yes_bias, yes_no_scores
@@ -91,6 +92,8 @@ class Calibrator:
         """
         scoring = self.config.scoring
         method_ = calibration.get((method or scoring.calibration) if calibrate else "none")
+        if scoring.channel:
+            check_channel_settings(method_.name, normalize or scoring.normalize, self.config.source)
         if method_.name != "none":
             self.state  # noqa: B018 - a calibration file that cannot be used is reported on any calibration
         norm = normalize or scoring.normalize
@@ -103,7 +106,7 @@ class Calibrator:
         if self.config.decision.mode == "multi":
             yes, no = yes_no_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate)
             return yes_bias(softmax(np.stack([yes, no], axis=-1))[..., 0], bias, temperature)
-        probs = method_.probabilities(label_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate),
+        probs = method_.probabilities(label_scores(normalized, self.scorer.slots, n_labels, scoring.label_aggregate),
                                       context)
         return label_bias(probs, bias, temperature)
 

@@ -87,7 +87,7 @@ def explain(clf: Classifier, text: Input) -> Explanation:
 
     scores: dict[str, Any]
     if single:
-        aggregated = label_scores(normalized[None, :], slots, len(names), scoring.aggregate)[0]
+        aggregated = label_scores(normalized[None, :], slots, len(names), scoring.label_aggregate)[0]
         scores = {name: json_safe(float(v)) for name, v in zip(names, aggregated, strict=True)}
     else:
         yes, no = yes_no_scores(normalized[None, :], slots, len(names), scoring.aggregate)
@@ -102,7 +102,7 @@ def explain(clf: Classifier, text: Input) -> Explanation:
     return Explanation(
         text=text,
         config={"name": config.name, "source": config.source, "mode": config.decision.mode,
-                "normalize": scoring.normalize, "aggregate": scoring.aggregate,
+                "direction": scoring.direction, "normalize": scoring.normalize, "aggregate": scoring.aggregate,
                 "calibration": scoring.calibration, "threshold": config.decision.threshold,
                 "thresholds": per_label if not single else None, "top_k": config.decision.top_k},
         model=model_info,

@@ -15,10 +15,12 @@ from typing import Any
 from ..calibration.registry import method_names
 from ..errors import ConfigError
 from .labels_file import read_labels_file
+from .direction import check_direction
 from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
     AGGREGATIONS,
     DEFAULT_CONTENT_FREE,
+    DIRECTIONS,
     DEFAULT_EXAMPLE_SEPARATOR,
     DEFAULT_MULTI_PROMPT,
     EMPTY_TEXT_POLICIES,
@@ -141,7 +143,8 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
     # Multi-label mode asks one question per label, so its template may name the label.
     if not top.has("prompt") and decision.mode == "single":
         raise top.error("missing; expected a template string (or chat messages)", "prompt")
-    prompt = parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode, source=source)
+    prompt = parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode, source=source,
+                          channel=scoring.channel)
     runtime = _parse_runtime(top, source)
     probe = Config(name=name, prompt=prompt, labels=labels)
     if runtime.shorten_field is not None and runtime.shorten_field not in probe.fields:
@@ -152,19 +155,22 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
     separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR)
     assert separator is not None
     search = parse_search(top.data.get("search"), source=source, label_names=[label.name for label in labels],
-                          check_template=lambda template, key: search_template(template, decision.mode, source, key))
+                          check_template=lambda template, key: search_template(template, decision.mode, source, key,
+                                                                               scoring.channel))
     model = top.str("model", "default")
     assert model is not None
     if not model.strip():
         raise top.error("expected a model name or a path to a .gguf file, got an empty string", "model")
-    return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
-                  scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
-                  examples=examples, example_separator=separator)
+    config = Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
+                    scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
+                    examples=examples, example_separator=separator)
+    check_direction(config)
+    return config
 
 
-def search_template(template: str, mode: str, source: str, key: str) -> str:
+def search_template(template: str, mode: str, source: str, key: str, channel: bool = False) -> str:
     """One of ``search.prompts``: a plain template, checked and trimmed as the config's own prompt is."""
-    check_placeholders([template], mode=mode, source=source, key=key)
+    check_placeholders([template], mode=mode, source=source, key=key, channel=channel)
     return template.rstrip("\n")
 
 
@@ -225,7 +231,8 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
-                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"))
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
+                      "direction"))
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
@@ -233,6 +240,7 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
+        direction=reader.choice("direction", DIRECTIONS, "direct"),
     )
 
 
