@@ -125,7 +125,8 @@ class Prompter:
             parts: list[Part] = []
             for example in config.examples:
                 if config.scoring.channel:  # the label first, then the example: as the input will be scored
-                    parts += _parts(config.prompt, reserved, {**example.values, "label": self._answer(example.labels, 0)})
+                    named = {**example.values, "label": self._answer(example.labels, 0)}
+                    parts += _parts(config.prompt, reserved, named)
                     parts.append(Segment(config.example_separator, True))
                     continue
                 parts += _parts(config.prompt, reserved, example.values)

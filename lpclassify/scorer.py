@@ -23,7 +23,6 @@ from .scores import CompletionScore, RawScores, completion_score, mean_score
 from .slots import completion_chars, make_slots
 from .tokenization import EncodedText, Prompt, encode_pairs, tokenize_prompt
 
-
 # The logit rows one decode may return when a backend does not say (LlamaCppBackend's max_outputs).
 CHANNEL_MAX_OUTPUTS = 128
 

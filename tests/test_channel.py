@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import CharBackend
 
 from lpclassify import Classifier
 from lpclassify.config import load_config
 from lpclassify.config.dump import config_yaml
 from lpclassify.errors import ConfigError
 from lpclassify.normalize import aggregate
-from tests.fakes import CharBackend
 
 TOPIC = {
     "prompt": "Classify the news article by its topic.\n\nTopic: {label}\nArticle: {text}",
@@ -58,7 +58,7 @@ def test_settings_channel_scoring_cannot_honour_are_config_errors(changes, key, 
 
 
 def test_label_placeholder_needs_channel_scoring_in_single_label_mode() -> None:
-    with pytest.raises(ConfigError, match="unknown placeholder {label}"):
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{label\}"):
         load_config({**TOPIC, "scoring": {"direction": "direct"}})
 
 
@@ -136,7 +136,7 @@ def test_channel_scores_of_the_engine_equal_the_oracle(backend) -> None:  # type
                 for frow, orow in zip(fast.scores, oracle.scores) for f, o in zip(frow, orow))
     assert worst <= 1e-4, f"channel engine differs from the oracle by {worst:.2e} nats"
     assert np.array_equal(fast.n_tokens, oracle.n_tokens)
-    assert (fast.n_tokens[:, 0] >= 2).all()
+    assert (fast.n_tokens[:, 0] >= 1).all()
 
 
 @pytest.mark.model

@@ -14,15 +14,15 @@ from typing import Any
 
 from ..calibration.registry import method_names
 from ..errors import ConfigError
-from .labels_file import read_labels_file
 from .direction import check_direction
+from .labels_file import read_labels_file
 from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
     AGGREGATIONS,
     DEFAULT_CONTENT_FREE,
-    DIRECTIONS,
     DEFAULT_EXAMPLE_SEPARATOR,
     DEFAULT_MULTI_PROMPT,
+    DIRECTIONS,
     EMPTY_TEXT_POLICIES,
     LONG_INPUT_POLICIES,
     MODES,

@@ -41,6 +41,7 @@ class PromptScores:
     content_free: np.ndarray  # (n_content_free, n_columns) logprobs
     content_free_tokens: np.ndarray  # (n_content_free, n_columns)
     neutral: np.ndarray  # (n_columns,): logprobs after the template with an empty text (PMI)
+    channel: bool = False  # P(input | label): a label's completions are a mixture (log-mean-exp, not logsumexp)
 
     def column(self, label: int, completion: str) -> int:
         return self.columns.index((label, completion))
@@ -82,7 +83,8 @@ def label_log_probs(scores: PromptScores, setting: Setting) -> np.ndarray:
 
     def probs(logprobs: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
         normalized = normalize(logprobs[:, cols], n_tokens[:, cols], chars, setting.normalize)
-        return softmax(aggregate(normalized, owners, n_labels, setting.aggregate))
+        how = "logmeanexp" if scores.channel and setting.aggregate == "logsumexp" else setting.aggregate
+        return softmax(aggregate(normalized, owners, n_labels, how))
 
     logprobs = scores.logprobs
     if setting.calibration == "pmi":
