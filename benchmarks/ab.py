@@ -36,7 +36,7 @@ def worker(tree: Path, model: str, dataset: str, n: int) -> dict:
 
     data, config = SETS[dataset]
     with (DATA / data).open(encoding="utf-8") as handle:
-        texts = [json.loads(line)["text"] for _, line in zip(range(n), handle)]
+        texts = [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
     clf = Classifier.from_config(tree / "configs" / config, model=model)
     clf.classify_many(texts[:8])  # warm-up: the pinned prefix, the calibration's reference scores
     start = time.perf_counter()

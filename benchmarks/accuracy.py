@@ -27,7 +27,8 @@ def main() -> None:
     print("| model | data | config | N | accuracy | uncalibrated | s |\n|---|---|---|---|---|---|---|")
     for model in args.models:
         for name, (data, config) in SETS.items():
-            rows = [json.loads(line) for _, line in zip(range(args.n), (DATA / data).open(encoding="utf-8"))]
+            with (DATA / data).open(encoding="utf-8") as handle:
+                rows = [json.loads(line) for _, line in zip(range(args.n), handle, strict=False)]
             clf = Classifier.from_config(ROOT / "configs" / config, model=model)
             start = time.perf_counter()
             raw = clf.raw_scores([r["text"] for r in rows])
@@ -36,7 +37,7 @@ def main() -> None:
             for calibrate in (True, False):
                 probs = clf.probabilities(raw, calibrate=calibrate)
                 predicted = [clf.classes_[i] for i in probs.argmax(axis=1)]
-                accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(rows)
+                accuracy = sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(rows)
                 if calibrate:
                     calibrated = accuracy
                 else:

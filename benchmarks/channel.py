@@ -87,7 +87,7 @@ def main() -> None:
             for method in ("none", None):
                 probs = clf.probabilities(raw, method=method)
                 predicted = clf.classes_[probs.argmax(axis=1)]
-                accuracy.append(sum(p == g for p, g in zip(predicted, gold)) / len(gold))
+                accuracy.append(sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold))
             line = (f"| {name} | {direction} | {best[direction] / len(texts):.4f} | "
                     f"{work[direction]['tokens_decoded'] / len(texts):.1f} | "
                     f"{work[direction]['logit_rows'] / len(texts):.1f} | "

@@ -91,7 +91,7 @@ def accuracy_of(clf: Any, data: list[dict[str, Any]], n: int) -> tuple[float, fl
     out = []
     for calibrate in (True, False):
         predicted = clf.classes_[clf.probabilities(raw, calibrate=calibrate).argmax(axis=1)]
-        out.append(sum(p == g for p, g in zip(predicted, gold)) / n)
+        out.append(sum(p == g for p, g in zip(predicted, gold, strict=True)) / n)
     return out[0], out[1], seconds
 
 

@@ -85,7 +85,7 @@ def short_label_names(n: int, pool: Classifier) -> list[str]:
 
 def read_texts(n: int) -> list[str]:
     with DATA.open(encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for _, line in zip(range(n), handle)]
+        return [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
 
 
 def measure(model: str, count: int, n_texts: int) -> dict:
@@ -126,7 +126,7 @@ def measure(model: str, count: int, n_texts: int) -> dict:
     reference_s = (time.perf_counter() - start) * count / len(picked)
     rates.append(prompt_rate(backend))
     worst = max(float(np.abs(engine[k][i][-c.n_scored:] - oracle[k][j][-c.n_scored:]).max())
-                for k, t in enumerate(sub) for j, (i, c) in enumerate(zip(picked, t.candidates)))
+                for k, t in enumerate(sub) for j, (i, c) in enumerate(zip(picked, t.candidates, strict=True)))
     raw_rate = max(rates)
     return {
         "model": model, "labels": count, "texts": n_texts,

@@ -36,7 +36,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 def read_records(n: int) -> list[dict[str, Any]]:
     with (DATA / "agnews.jsonl").open(encoding="utf-8") as handle:
-        return [{"id": i, **json.loads(line)} for i, line in zip(range(n), handle)]
+        return [{"id": i, **json.loads(line)} for i, line in zip(range(n), handle, strict=False)]
 
 
 class Arrivals:
@@ -135,8 +135,8 @@ def run_ray(records: list[dict[str, Any]], config: str, model: str, workers: int
         with ActorMemory() as memory:
             for batch in result_ds.iter_batches(batch_size=None, batch_format="numpy"):
                 labels = batch["label"].tolist()
-                probs = list(zip(*(batch[f"prob_{name}"].tolist() for name in names)))
-                out.extend(zip(labels, probs))
+                probs = list(zip(*(batch[f"prob_{name}"].tolist() for name in names), strict=True))
+                out.extend(zip(labels, probs, strict=True))
                 ids.extend(batch["id"].tolist())
                 arrivals.add(len(labels))
         assert ids == list(range(len(records))), "rows out of order"

@@ -31,7 +31,7 @@ SETS = {"agnews": ("agnews.jsonl", "topic.yaml"), "sst2": ("sst2.jsonl", "sentim
 def read_texts(name: str, n: int) -> list[str]:
     path = DATA / SETS[name][0]
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for _, line in zip(range(n), handle)]
+        return [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
 
 
 def minimal_tokens(encoded, n_pinned: int) -> int:  # type: ignore[no-untyped-def]
@@ -96,7 +96,8 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
 
         # scored tokens only: the engine leaves a candidate's unscored leading tokens unread (NaN)
         worst = max(float(np.abs(e[len(e) - c.n_scored:] - r[len(r) - c.n_scored:]).max())
-                    for text, et, rt in zip(encoded, engine, reference) for c, e, r in zip(text.candidates, et, rt))
+                    for text, et, rt in zip(encoded, engine, reference, strict=True)
+                    for c, e, r in zip(text.candidates, et, rt, strict=True))
         agree = _labels(clf, texts, engine) == _labels(clf, texts, reference)
         rows.append({
             "model": model, "dataset": name, "n": n, "batch_size": backend.batch_size,  # type: ignore[attr-defined]
@@ -113,12 +114,14 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
 
 def _labels(clf, texts, token_logprobs) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Labels from per-token log-probs, through the classifier's own maths."""
-    from lpclassify.normalize import label_scores
+    from lpclassify.normalize import aggregate
     from lpclassify.scores import completion_score
 
-    logprobs = np.array([[completion_score("", c, v).logprob for c, v in zip(clf.encode(t)[0].candidates, per)]
-                         for t, per in zip(texts, token_logprobs)])
-    return label_scores(logprobs, clf.scorer.slots, len(clf.classes_), "logsumexp").argmax(axis=1)
+    logprobs = np.array([[completion_score("", c, v).logprob
+                          for c, v in zip(clf.encode(t)[0].candidates, per, strict=True)]
+                         for t, per in zip(texts, token_logprobs, strict=True)])
+    owners = [slot.label for slot in clf.scorer.slots]
+    return aggregate(logprobs, owners, len(clf.classes_), "logsumexp").argmax(axis=1)
 
 
 # The issue's targets: speed-up per data set, efficiency, exactness, memory of the default model.

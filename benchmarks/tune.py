@@ -37,11 +37,24 @@ TASKS = {  # name: (data file, base config, label field, tune rows, evaluated ro
 LABEL_FREE = ("none", "contextual", "domain", "batch", "pmi")
 
 
+def provenance() -> dict[str, object]:
+    """The commit (and whether the tree had changes) and the machine a report was measured on."""
+    import os
+    import platform
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count()}}
+
+
 def main() -> None:
     from lpclassify import Classifier
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
-    from lpclassify.config.dump import config_yaml
     from lpclassify.evaluation import compare, evaluate, score_texts
     from lpclassify.models import resolve_model
     from lpclassify.tuning import tune
@@ -72,7 +85,7 @@ def main() -> None:
         result = tune(config, backend, [r["text"] for r in train], [r[field] for r in train])
         tune_seconds = time.perf_counter() - started
         tuned_path = args.out_dir / f"{task}.tuned.yaml"
-        tuned_path.write_text(config_yaml(result.config, f"benchmarks/tune.py: {task}, 64 examples"))
+        result.write(tuned_path, f"benchmarks/tune.py: {task}, 64 examples")  # with a calibration file if domain
         print(f"{task}: tune took {tune_seconds:.0f} s; estimate {result.estimate.accuracy:.3f}; "
               f"{result.setting.describe()}", flush=True)
 
@@ -93,6 +106,7 @@ def main() -> None:
         results[task] = {
             "evaluated": len(test), "tune_examples": len(train), "tune_seconds": tune_seconds,
             "tune_estimate": result.estimate.accuracy, "tune_selection_cv": result.selection.accuracy,
+            "methods_searched": list(result.methods), "settings_searched": result.n_settings,
             "chosen": result.setting.describe(), "shipped": shipped, "shipped_calibration": config.scoring.calibration,
             "best_label_free": best.accuracy, "best_label_free_setting": f"{best.method}/{best.normalize}",
             "fitted64": fitted64, "tuned": tuned_accuracy, "tuned_config": str(tuned_path.relative_to(ROOT)),
@@ -101,7 +115,8 @@ def main() -> None:
         }
         print(json.dumps({k: v for k, v in results[task].items() if k != "label_free"}), flush=True)
         if args.json:  # after every task: a run cut short keeps what it measured
-            args.json.write_text(json.dumps({"model": args.model, "n": args.n, "tasks": results}, indent=1) + "\n")
+            args.json.write_text(json.dumps({"model": args.model, "n": args.n, **provenance(), "tasks": results},
+                                            indent=1) + "\n")
     print("\n| task | evaluated | shipped/base | best label-free (which) | fitted@64 | tune estimate (nested CV) "
           "| tuned | tuned - best label-free | tune time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for task, r in results.items():

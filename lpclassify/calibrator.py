@@ -1,9 +1,8 @@
 """From raw scores to label probabilities, calibrated: the classifier's middle stage.
 
-``probabilities(raw)`` runs the pipeline every method shares -- the method's completion-score
-adjustment, normalization, aggregation per label, then the method's own step (see
-:mod:`lpclassify.calibration`) -- and :class:`Calibrator` keeps what the methods need across
-calls: fitted parameters, domain inputs, the calibration file, reference scores.
+The maths is :func:`lpclassify.pipeline.run`'s (pure, shared with ``explain``, evaluation, Ray
+and ``tune``); :class:`Calibrator` is the state around it: the config's setting, fitted
+parameters, domain inputs, the calibration file and the reference-score cache.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calibration
+from . import calibration, pipeline
 from .backends.base import ModelIdentity
 from .calibration.priors import Domain
 from .calibration.references import ReferenceCache
@@ -24,7 +23,8 @@ from .calibration.store import write_calibration_file
 from .config.direction import check_channel_settings
 from .errors import ConfigError, InputError
 from .inputs import Input, input_words
-from .normalize import label_bias, label_scores, normalize, safe_log, softmax, yes_bias, yes_no_scores
+from .labels import label_indices
+from .normalize import safe_log
 from .scorer import Scorer
 from .scores import RawScores
 
@@ -44,6 +44,9 @@ class Calibrator:
         self.references = ReferenceCache(
             lambda texts: scorer.raw_scores([scorer.prompter.fill_all(t) for t in texts]), scorer.slots,
             model=model.cache_key(), setting=setting)
+        self.columns = pipeline.Columns(tuple(slot.label for slot in scorer.slots), len(self.config.labels),
+                                        None if self.config.decision.mode == "single"
+                                        else tuple(slot.yes for slot in scorer.slots))
         self._state: calibration.CalibrationState | None = None
         self._state_lock = threading.Lock()
 
@@ -69,19 +72,37 @@ class Calibrator:
 
     # ------------------------------------------------------------------ probabilities
 
-    def context(self, normalize: str, batch_prior: np.ndarray | None = None) -> calibration.Context:
-        return calibration.Context(
-            config=self.config, load_state=lambda: self.state, normalize=normalize, model_name=self.model_name,
-            uncalibrated=lambda texts: self.probabilities(self.references.get(texts), calibrate=False,
-                                                          normalize=normalize),
-            raw_references=self.references.get, batch_prior=batch_prior)
+    def setting(self, *, calibrate: bool = True, method: str | None = None,
+                normalize: str | None = None) -> pipeline.Setting:
+        """The config's :class:`~lpclassify.pipeline.Setting`, with this call's overrides."""
+        scoring = self.config.scoring
+        if scoring.channel:  # P(input | label): some settings have no meaning (see config.direction)
+            check_channel_settings(method or scoring.calibration if calibrate else "none",
+                                   normalize or scoring.normalize, self.config.source)
+        if not calibrate:
+            return pipeline.Setting(normalize or scoring.normalize, scoring.label_aggregate)
+        return pipeline.Setting(normalize or scoring.normalize, scoring.label_aggregate, method or scoring.calibration,
+                                self.config.biases, scoring.temperature)
+
+    def references_for(self) -> pipeline.References:
+        """What the methods may read: the cached reference scores, the calibration state, the config's texts."""
+        return pipeline.References(scores=self.references.get, content_free=tuple(self.config.scoring.content_free),
+                                   state=lambda: self.state, source=self.config.source, model_name=self.model_name)
 
     def prepare(self, method: str | None = None) -> None:
         """Score the reference texts ``method`` needs now (once; cached), not in the middle of the maths."""
         method_ = calibration.get(method or self.config.scoring.calibration)
-        texts = method_.reference_texts(self.config, self.state)
+        texts = method_.reference_texts(self.config.scoring.content_free, self.config.decision.mode, self.state)
         if texts:
             self.references.get(texts)
+
+    def trace(self, raw: RawScores, *, calibrate: bool = True, method: str | None = None,
+              normalize: str | None = None, batch_prior: np.ndarray | None = None) -> pipeline.Trace:
+        """Every intermediate array from ``raw`` to label probabilities (see :func:`lpclassify.pipeline.run`)."""
+        setting = self.setting(calibrate=calibrate, method=method, normalize=normalize)
+        if setting.method != "none":
+            self.state  # noqa: B018 - a calibration file that cannot be used is reported on any calibration
+        return pipeline.run(raw, self.columns, setting, self.references_for(), batch_prior=batch_prior)
 
     def probabilities(self, raw: RawScores, *, calibrate: bool = True, method: str | None = None,
                       normalize: str | None = None, batch_prior: np.ndarray | None = None) -> np.ndarray:
@@ -90,33 +111,21 @@ class Calibrator:
         Multi-label yes/no probabilities are returned uncalibrated. Then, unless ``calibrate`` is
         False, the config's per-label ``bias`` and ``scoring.temperature`` (see :func:`label_bias`).
         """
-        scoring = self.config.scoring
-        method_ = calibration.get((method or scoring.calibration) if calibrate else "none")
-        if scoring.channel:
-            check_channel_settings(method_.name, normalize or scoring.normalize, self.config.source)
-        if method_.name != "none":
-            self.state  # noqa: B018 - a calibration file that cannot be used is reported on any calibration
-        norm = normalize or scoring.normalize
-        context = self.context(norm, batch_prior)
-        logprobs = method_.completion_scores(raw.logprobs, context)
-        normalized = normalize_scores(logprobs, raw, norm)
-        n_labels = len(self.config.labels)
-        bias = self.config.biases if calibrate else (0.0,) * n_labels
-        temperature = scoring.temperature if calibrate else 1.0
-        if self.config.decision.mode == "multi":
-            yes, no = yes_no_scores(normalized, self.scorer.slots, n_labels, scoring.aggregate)
-            return yes_bias(softmax(np.stack([yes, no], axis=-1))[..., 0], bias, temperature)
-        probs = method_.probabilities(label_scores(normalized, self.scorer.slots, n_labels, scoring.label_aggregate),
-                                      context)
-        return label_bias(probs, bias, temperature)
+        return self.trace(raw, calibrate=calibrate, method=method, normalize=normalize,
+                          batch_prior=batch_prior).probabilities
+
+    def uncalibrated(self, texts: Sequence[str], normalize: str | None = None) -> np.ndarray:
+        """Uncalibrated label probabilities of reference texts (scored once, cached)."""
+        return self.probabilities(self.references.get(texts), calibrate=False, normalize=normalize)
 
     def content_free_prior(self, *, normalize: str | None = None) -> np.ndarray:
         self.state  # noqa: B018 - a calibration file that cannot be used is reported on any calibration
-        context = self.context(normalize or self.config.scoring.normalize)
-        return calibration.mean_prior(context.uncalibrated(self.config.scoring.content_free))
+        return calibration.mean_prior(self.uncalibrated(self.config.scoring.content_free, normalize))
 
     def domain_prior(self, *, normalize: str | None = None) -> np.ndarray:
-        return Domain().prior(self.context(normalize or self.config.scoring.normalize))
+        setting = self.setting(normalize=normalize)
+        context = pipeline.context(self.columns, setting, self.references_for())
+        return Domain().prior(None, context)
 
     # ------------------------------------------------------------------ fitting
 
@@ -165,16 +174,3 @@ class Calibrator:
 
     def load(self, path: str | Path) -> None:
         self.state.load(path, self.config.label_names, self.model_name, source=self.config.source)
-
-
-def normalize_scores(logprobs: np.ndarray, raw: RawScores, method: str) -> np.ndarray:
-    # A module-level name for normalize(): inside probabilities() the ``normalize`` argument shadows it.
-    return normalize(logprobs, raw.n_tokens, raw.n_chars, method)
-
-
-def label_indices(labels: Sequence[Any], names: Sequence[str]) -> np.ndarray:
-    """True labels as indices (names or indices in the config's order); InputError if one is neither."""
-    try:
-        return calibration.label_indices(labels, names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None

@@ -15,19 +15,20 @@ It never reads argv, prints or exits: I/O lives in :mod:`lpclassify.cli` and :mo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import calibration
 from .backends.base import Backend
-from .calibration import BATCH_CHUNK, CalibrationState, FittedCalibration
-from .calibrator import Calibrator, label_indices
-from .config import Config, load_config
+from .calibration import CalibrationState, FittedCalibration
+from .calibrator import Calibrator
+from .config import Config, load_config, with_runtime
 from .decision import Prediction, decide
 from .errors import InputError
-from .inputs import Input, is_blank
+from .inputs import Input, chunks, is_blank
+from .labels import label_indices
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
@@ -53,19 +54,16 @@ class Classifier:
         :class:`Config`) and its model.
 
         ``model`` overrides the config's model (a registry name or a ``.gguf`` path);
-        ``runtime`` overrides ``runtime.*`` settings such as ``batch_size`` or ``threads``.
+        ``runtime`` overrides ``runtime.*`` settings such as ``batch_size`` or ``threads``, checked as the
+        config file's are (``ConfigError`` naming ``runtime.<name>`` for a bad value or an unknown name).
         """
-        config = load_config(config)
-        if runtime:
-            config = replace(config, runtime=replace(config.runtime, **runtime))
+        config = with_runtime(load_config(config), runtime)  # a bad value: ConfigError naming runtime.<name>
         if backend is None:
-            from .backends.llama_cpp import LlamaCppBackend  # loads llama.cpp's shared library
+            from .backends.shared import runtime_backend
             from .models import resolve_model
 
             path = resolve_model(model or config.model, download=download)
-            rt = config.runtime
-            backend = LlamaCppBackend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=rt.threads,
-                                      n_gpu_layers=rt.n_gpu_layers, verbose=verbose)
+            backend = runtime_backend(path, config.runtime, verbose=verbose)
         return cls(config, backend)
 
     @property
@@ -193,17 +191,7 @@ class Classifier:
 
     def iter_classify(self, texts: Iterable[Input], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
-        size = chunk_size or max(1, self.config.runtime.batch_size) * 4
-        if chunk_size is None and self.config.scoring.calibration == "batch":
-            # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
-            size = max(size, BATCH_CHUNK)
-        chunk: list[Input] = []
-        for text in texts:
-            chunk.append(text)
-            if len(chunk) >= size:
-                yield from self._classify_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in chunks(texts, chunk_size or classify_chunk(self.config)):
             yield from self._classify_chunk(chunk)
 
     def _classify_chunk(self, texts: Sequence[Input]) -> list[Prediction]:
@@ -223,7 +211,7 @@ class Classifier:
         if live:
             self.calibrator.prepare()
             raw = self.raw_scores([texts[i] for i in live])
-            for i, prediction in zip(live, self.decide(raw)):
+            for i, prediction in zip(live, self.decide(raw), strict=True):
                 results[i] = prediction
         return [p for p in results if p is not None]
 
@@ -252,3 +240,12 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.config.name!r}, labels={list(self.config.label_names)})"
+
+
+def classify_chunk(config: Config) -> int:
+    """Texts per ``classify_many`` model call; batch calibration divides by each such chunk's mean,
+    so it needs a chunk worth averaging (:func:`~lpclassify.calibration.batch_chunk_size`)."""
+    batch_size = config.runtime.batch_size
+    if calibration.get(config.scoring.calibration).uses_batch:
+        return calibration.batch_chunk_size(batch_size)
+    return calibration.classify_chunk_size(batch_size)

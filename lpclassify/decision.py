@@ -66,7 +66,7 @@ def decide_single(names: Sequence[str], probabilities: Sequence[float] | np.ndar
     probs = np.asarray(probabilities, dtype=np.float64)
     order = np.argsort(-probs, kind="stable")
     best = int(order[0])
-    as_dict = {name: float(p) for name, p in zip(names, probs)}
+    as_dict = {name: float(p) for name, p in zip(names, probs, strict=True)}
     if probs[best] < threshold:
         reason = (f"top probability {probs[best]:.3f} ({names[best]}) is below the threshold {threshold:.3f}")
         return Prediction(None, as_dict, (), True, reason, tuple(scores), truncated)
@@ -79,7 +79,7 @@ def decide_multi(names: Sequence[str], yes_probabilities: Sequence[float] | np.n
                  truncated: bool = False) -> Prediction:
     """Every label on its own: chosen when its yes-probability reaches its threshold."""
     probs = np.asarray(yes_probabilities, dtype=np.float64)
-    as_dict = {name: float(p) for name, p in zip(names, probs)}
+    as_dict = {name: float(p) for name, p in zip(names, probs, strict=True)}
     order = np.argsort(-probs, kind="stable")
     chosen = tuple(names[int(i)] for i in order if probs[int(i)] >= thresholds[int(i)])
     if not chosen:

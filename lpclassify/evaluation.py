@@ -40,7 +40,8 @@ from . import calibration, metrics
 from .config import NORMALIZATIONS
 from .config.direction import CHANNEL_NORMALIZATIONS, CHANNEL_REFUSED_CALIBRATIONS
 from .errors import InputError
-from .inputs import Input
+from .inputs import Input, chunks, input_words
+from .labels import label_indices
 from .normalize import safe_log
 from .records.writers import json_safe
 from .scores import RawScores
@@ -55,21 +56,6 @@ FEW_SHOT_DRAWS = 5
 # --------------------------------------------------------------------------- data
 
 
-def to_indices(labels: Sequence[Any], names: Sequence[str], label_order: Sequence[str] | None = None) -> np.ndarray:
-    """True labels as indices into ``names``. Names are matched as they are; an integer ``i`` means
-    ``label_order[i]`` when given (the dataset's own order), else ``names[i]`` (the config's order)."""
-    if label_order is not None:
-        unknown = [name for name in label_order if name not in names]
-        if unknown:
-            raise InputError(f"label order names {unknown}, which the config does not have ({', '.join(names)})")
-        labels = [label_order[label] if isinstance(label, (int, np.integer)) and not isinstance(label, bool)
-                  and 0 <= label < len(label_order) else label for label in labels]
-    try:
-        return calibration.label_indices(labels, names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
 # --------------------------------------------------------------------------- scoring
 
 
@@ -77,10 +63,12 @@ def score_texts(clf: Classifier, texts: Sequence[Input], *, chunk: int = 64,
                 progress: Callable[[int, int], None] | None = None) -> RawScores:
     """The one model pass: raw scores of every text (in chunks, to report progress)."""
     parts = []
-    for start in range(0, len(texts), chunk):
-        parts.append(clf.raw_scores(list(texts[start:start + chunk])))
+    done = 0
+    for part in chunks(texts, chunk):
+        parts.append(clf.raw_scores(part))
+        done += len(part)
         if progress is not None:
-            progress(min(start + chunk, len(texts)), len(texts))
+            progress(done, len(texts))
     return RawScores.concat(parts)
 
 
@@ -88,9 +76,38 @@ def method_probabilities(clf: Classifier, raw: RawScores, texts: Sequence[Input]
                          normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
     """Probabilities of every text under ``method``/``normalize`` and a note saying how they were obtained.
 
-    Each method decides how to stay honest on labelled texts (see ``Calibration.out_of_sample``).
+    A method that learns from the texts being evaluated is kept honest by what it says it needs
+    (see the module docstring): labels -> cross-validated, the batch -> ``classify_many``'s chunks,
+    in-domain texts it lacks -> drawn from the evaluation texts, unlabelled. The rest compute
+    exactly what the classifier would.
     """
-    return calibration.get(method).out_of_sample(clf, raw, texts, y, normalize, use_own_fit=use_own_fit)
+    method_ = calibration.get(method)
+    if method_.needs_labels:
+        own = clf.calibration_state.fitted
+        if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.aggregate):
+            return clf.probabilities(raw, method=method, normalize=normalize), \
+                f"the classifier's own fit ({own[0].n_examples} examples; in-sample if fitted on these texts)"
+        log_probs = safe_log(clf.probabilities(raw, calibrate=False, normalize=normalize))
+        return calibration.cross_validated_fit(log_probs, y), f"{calibration.CV_FOLDS}-fold cross-validated"
+    if method_.uses_batch:  # the chunks classify_many calibrates over, in input order
+        chunk = calibration.batch_chunk_size(clf.config.runtime.batch_size)
+        parts = [clf.probabilities(part, method=method, normalize=normalize) for part in raw_chunks(raw, chunk)]
+        return np.concatenate(parts), f"per chunk of {chunk} texts (chunks under {calibration.MIN_BATCH} unchanged)"
+    if isinstance(method_, calibration.Domain):
+        state = clf.calibration_state
+        if state.domain_inputs is None and state.domain_stored_prior is None:
+            # No in-domain texts of its own: draw the words from the evaluation texts, unlabelled.
+            inputs = calibration.domain_inputs([input_words(t) for t in texts])
+            prior = calibration.mean_prior(clf.calibrator.uncalibrated(inputs, normalize))
+            probs = calibration.apply_prior(clf.probabilities(raw, calibrate=False, normalize=normalize), prior)
+            return probs, f"prior from {len(inputs)} random-word inputs drawn from the evaluation texts (unlabelled)"
+        return clf.probabilities(raw, method=method, normalize=normalize), "the classifier's domain prior"
+    return clf.probabilities(raw, method=method, normalize=normalize), ""
+
+
+def raw_chunks(raw: RawScores, size: int) -> list[RawScores]:
+    """``raw`` in consecutive chunks of ``size`` texts (the last one shorter)."""
+    return [raw.rows(slice(start, start + size)) for start in range(0, len(raw), size)]
 
 
 # --------------------------------------------------------------------------- reports
@@ -165,7 +182,7 @@ def _prepare(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], raw
         raise InputError("evaluation supports single-label configs (decision.mode: single)")
     if len(texts) != len(labels) or not texts:
         raise InputError(f"need as many labels as texts, at least one (got {len(texts)} texts, {len(labels)} labels)")
-    y = to_indices(labels, clf.config.label_names, label_order)
+    y = label_indices(labels, clf.config.label_names, label_order)
     if raw is None:
         raw = score_texts(clf, texts)
     elif len(raw.logprobs) != len(texts):
@@ -178,7 +195,7 @@ def evaluate(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, 
              thresholds: Sequence[float] = metrics.DEFAULT_THRESHOLDS) -> EvalReport:
     """Metrics of the classifier as configured (or with ``method``/``normalize`` overridden).
 
-    ``labels`` are label names or indices (see :func:`to_indices`); ``raw`` reuses scores
+    ``labels`` are label names or indices (see :func:`lpclassify.labels.label_indices`); ``raw`` reuses scores
     from :func:`score_texts` instead of running the model. The headline accuracy is argmax
     accuracy; ``selective`` shows coverage and accuracy when abstaining under each threshold
     (the config's own ``decision.threshold`` is included).

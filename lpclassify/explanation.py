@@ -8,17 +8,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from .decision import Prediction, thresholds
 from .inputs import Input
-from .normalize import label_scores, normalize, yes_no_scores
 from .records.writers import json_safe
 
 if TYPE_CHECKING:
-    from .classifier import Classifier
+    from .backends.base import Backend
+    from .calibrator import Calibrator
     from .config import Config
+    from .scorer import Scorer
+    from .scores import RawScores
+    from .tokenization import EncodedText
+
+
+class Explainable(Protocol):
+    """What :func:`explain` reads of a classifier (``Classifier`` has it; naming it would be a cycle)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    backend: Backend
+    scorer: Scorer
+    calibrator: Calibrator
+
+    def encode(self, text: Input) -> tuple[EncodedText, bool]: ...
+
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores: ...
+
+    def decide(self, raw: RawScores, probabilities: np.ndarray | None = None) -> list[Prediction]: ...
+
+    def prompts(self, text: Input) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +77,7 @@ class Explanation:
         }
 
 
-def explain(clf: Classifier, text: Input) -> Explanation:
+def explain(clf: Explainable, text: Input) -> Explanation:
     """Score ``text`` (or a record of the prompt's fields) and keep every intermediate number."""
     config = clf.config
     backend = clf.backend
@@ -61,9 +86,10 @@ def explain(clf: Classifier, text: Input) -> Explanation:
     scoring = config.scoring
     encoded, truncated = clf.encode(text)
     raw = clf.raw_scores([text])
-    normalized = normalize(raw.logprobs, raw.n_tokens, raw.n_chars, scoring.normalize)[0]
-    before = clf.probabilities(raw, calibrate=False)[0]
-    after = clf.probabilities(raw)[0]
+    trace = clf.calibrator.trace(raw)
+    normalized = trace.normalized[0]
+    before = trace.uncalibrated[0]
+    after = trace.probabilities[0]
     prediction = clf.decide(raw, after[None, :])[0]
     names = list(config.label_names)
 
@@ -86,19 +112,17 @@ def explain(clf: Classifier, text: Input) -> Explanation:
         completions.append(entry)
 
     scores: dict[str, Any]
-    if single:
-        aggregated = label_scores(normalized[None, :], slots, len(names), scoring.label_aggregate)[0]
-        scores = {name: json_safe(float(v)) for name, v in zip(names, aggregated, strict=True)}
+    if trace.no_scores is None:
+        scores = {name: json_safe(float(v)) for name, v in zip(names, trace.label_scores[0], strict=True)}
     else:
-        yes, no = yes_no_scores(normalized[None, :], slots, len(names), scoring.aggregate)
         scores = {name: {"yes": json_safe(float(y)), "no": json_safe(float(n))}
-                  for name, y, n in zip(names, yes[0], no[0], strict=True)}
+                  for name, y, n in zip(names, trace.label_scores[0], trace.no_scores[0], strict=True)}
     prior = None
-    if single and scoring.calibration == "contextual":
-        prior = {name: float(p) for name, p in zip(names, clf.content_free_prior(), strict=True)}
+    if trace.prior is not None:  # the prior the method divided out (contextual, domain, batch)
+        prior = {name: float(p) for name, p in zip(names, trace.prior, strict=True)}
 
     per_label = thresholds(config)
-    model_info = backend.describe() if hasattr(backend, "describe") else {}
+    model_info = backend.describe()
     return Explanation(
         text=text,
         config={"name": config.name, "source": config.source, "mode": config.decision.mode,

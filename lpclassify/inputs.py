@@ -12,10 +12,11 @@ Python dict. Nothing here knows templates; :mod:`lpclassify.prompts` checks what
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeVar, Union
 
 Input = Union[str, Mapping[str, str]]  # noqa: UP007 - a runtime alias, Python 3.10 reads it
+T = TypeVar("T")
 
 
 def input_words(value: Input) -> str:
@@ -28,3 +29,20 @@ def input_words(value: Input) -> str:
 def is_blank(value: Input) -> bool:
     """True when there is nothing to classify: an empty text, or a record whose every field is blank."""
     return not input_words(value).strip()
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter), read lazily: the one way streams are cut.
+
+    >>> [len(c) for c in chunks(range(7), 3)]
+    [3, 3, 1]
+    """
+    size = max(1, size)
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -12,12 +12,8 @@ Shapes: completion arrays are ``(..., n_candidates)``; label arrays are ``(..., 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .slots import Slot
 
 
 def normalize(logprobs: np.ndarray, n_tokens: np.ndarray, n_chars: np.ndarray, method: str) -> np.ndarray:
@@ -56,19 +52,6 @@ def aggregate(scores: np.ndarray, owners: Sequence[int], n_labels: int, method: 
         else:
             raise ValueError(f"unknown aggregation {method!r}")
     return out
-
-
-def label_scores(normalized: np.ndarray, slots: Sequence[Slot], n_labels: int, method: str) -> np.ndarray:
-    """Each label's score from its completions' (single-label mode): ``(..., n_labels)``."""
-    return aggregate(normalized, [slot.label for slot in slots], n_labels, method)
-
-
-def yes_no_scores(normalized: np.ndarray, slots: Sequence[Slot], n_labels: int,
-                  method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each label's yes score and no score (multi-label mode)."""
-    yes = aggregate(normalized, [slot.label if slot.yes else -1 for slot in slots], n_labels, method)
-    no = aggregate(normalized, [slot.label if not slot.yes else -1 for slot in slots], n_labels, method)
-    return yes, no
 
 
 def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:

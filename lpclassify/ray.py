@@ -43,11 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .calibration import BATCH_CHUNK, CalibrationState
-from .classifier import Classifier
-from .config import Config, load_config
+from . import calibration
+from .calibration import CalibrationState
+from .classifier import Classifier, classify_chunk
+from .config import Config, load_config, with_runtime
 from .errors import ModelError
 from .inputs import Input
+from .records.writers import flat_columns, flat_prediction, input_name
 
 if TYPE_CHECKING:
     import ray.data
@@ -57,8 +59,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lpclassify")
 
-# The columns a prediction adds (the CSV writer's, with prob_<label> per label in their place).
-PREDICTION_COLUMNS = ("label", "labels", "abstained", "reason", "truncated", "chunks")
+# The columns a prediction adds besides prob_<label> (float64), and their types.
+COLUMN_TYPES: dict[str, Any] = {"label": object, "labels": object, "abstained": bool, "reason": object,
+                                "truncated": bool, "chunks": np.int64}
+PREDICTION_COLUMNS = tuple(COLUMN_TYPES)
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,7 @@ class Snapshot:
     @property
     def chunk(self) -> int:
         """Texts per ``classify_many`` chunk: what batch calibration averages over."""
-        size = max(1, self.config.runtime.batch_size) * 4
-        return max(size, BATCH_CHUNK) if self.config.scoring.calibration == "batch" else size
+        return classify_chunk(self.config)
 
 
 def prepare(config: str | Path | Mapping[str, Any] | Config | Classifier, model: str | None = None,
@@ -95,17 +98,13 @@ def prepare(config: str | Path | Mapping[str, Any] | Config | Classifier, model:
         if model is not None or runtime:
             raise ValueError("model and runtime overrides apply to a config, not to a loaded Classifier")
         return _snapshot(config, config.backend.identity().path)
-    cfg = load_config(config)
-    if runtime:
-        cfg = replace(cfg, runtime=replace(cfg.runtime, **runtime))
+    cfg = with_runtime(load_config(config), runtime)
     spec = model or cfg.model
     clf = Classifier.from_config(cfg, spec)
     try:
         return _snapshot(clf, spec)
     finally:
-        close = getattr(clf.backend, "close", None)
-        if close is not None:
-            close()
+        clf.backend.close()
 
 
 def _snapshot(clf: Classifier, model: str | None) -> Snapshot:
@@ -133,7 +132,7 @@ class Predictor:
         config = snapshot.config
         rt = config.runtime
         if backend is None:
-            from .backends.llama_cpp import LlamaCppBackend  # loads llama.cpp's shared library
+            from .backends.shared import runtime_backend
             from .models import resolve_model
 
             path = resolve_model(snapshot.model)
@@ -141,9 +140,8 @@ class Predictor:
             if snapshot.model_size is not None and size != snapshot.model_size:
                 raise ModelError(f"{path} on this node has {size} bytes, the driver's model "
                                  f"{snapshot.model_size}: every node needs the same model file")
-            backend = LlamaCppBackend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size,
-                                      threads=threads or rt.threads or assigned_cpus(),
-                                      n_gpu_layers=rt.n_gpu_layers if n_gpu_layers is None else n_gpu_layers)
+            backend = runtime_backend(path, rt, threads=threads or rt.threads or assigned_cpus(),
+                                      n_gpu_layers=n_gpu_layers)
         self.text_column = text_column
         self.classifier = Classifier(config, backend)
         references = self.classifier.calibrator.references
@@ -193,23 +191,18 @@ def assigned_cpus() -> int | None:
 
 def prediction_columns(batch: Mapping[str, np.ndarray], predictions: Sequence[Prediction],
                        label_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The input columns (clashing names as ``input_<name>``), then the prediction's columns."""
-    probs = [f"prob_{name}" for name in label_names]
-    taken = set(PREDICTION_COLUMNS) | set(probs)
+    """The input columns (clashing names as ``input_<name>``), then the prediction's columns: the file
+    writers' layout (:func:`lpclassify.records.writers.flat_columns`), probabilities unrounded."""
+    columns = flat_columns(label_names)
     out: dict[str, np.ndarray] = {}
     for key, values in batch.items():
-        new = key
-        while new in taken or (new != key and new in batch) or new in out:
-            new = f"input_{new}"
-        out[new] = values
-    out["label"] = np.array([p.label for p in predictions], dtype=object)
-    out["labels"] = np.array([";".join(p.labels) for p in predictions], dtype=object)
-    for name, column in zip(label_names, probs, strict=True):
-        out[column] = np.array([p.probabilities[name] for p in predictions], dtype=np.float64)
-    out["abstained"] = np.array([p.abstained for p in predictions], dtype=bool)
-    out["reason"] = np.array([p.reason for p in predictions], dtype=object)
-    out["truncated"] = np.array([p.truncated for p in predictions], dtype=bool)
-    out["chunks"] = np.array([p.n_chunks for p in predictions], dtype=np.int64)
+        out[input_name(key, batch, set(columns), out)] = values
+    rows = [flat_prediction({"label": p.label, "labels": p.labels, "probabilities": p.probabilities,
+                             "abstained": p.abstained, "reason": p.reason, "truncated": p.truncated,
+                             "chunks": p.n_chunks}, label_names) for p in predictions]
+    for column in columns:
+        dtype = COLUMN_TYPES.get(column, np.float64)
+        out[column] = np.array([row[column] for row in rows], dtype=dtype)
     return out
 
 
@@ -237,7 +230,7 @@ def classify_dataset(ds: ray.data.Dataset, config: str | Path | Mapping[str, Any
         workers = max(1, int(ray.cluster_resources().get("CPU", threads)) // threads)
     rows = int(batch_size or snapshot.chunk)
     ds, exact = _blocks_of(ds, rows)  # also spreads a one-block (one-file) input over the actors
-    if snapshot.config.scoring.calibration == "batch" and (rows % snapshot.chunk or not exact):
+    if calibration.get(snapshot.config.scoring.calibration).uses_batch and (rows % snapshot.chunk or not exact):
         log.warning("batch calibration: %s, so rows can differ from a single process's run where one of its "
                     "chunks of %d texts straddles a Ray batch",
                     f"batch_size {rows} is not a multiple of {snapshot.chunk}" if exact else

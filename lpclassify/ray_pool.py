@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import LpclassifyError
+from .inputs import chunks
 from .ray import Predictor, Snapshot, prepare
 
 if TYPE_CHECKING:
@@ -111,14 +112,3 @@ class ActorPoolClassifier:
             ray.kill(actor)
         self.actors = []
 
-
-def chunks(texts: Iterable[Input], size: int) -> Iterator[list[Input]]:
-    """Consecutive lists of ``size`` texts (the last one shorter), read lazily."""
-    chunk: list[Input] = []
-    for text in texts:
-        chunk.append(text)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -140,10 +140,10 @@ class Scorer:
         start = 0
         for count in n_chunks:
             per_window = [tuple(completion_score(slot.name, candidate, values) for slot, candidate, values
-                                in zip(self.slots, windows[w].candidates, token_logprobs[w]))
+                                in zip(self.slots, windows[w].candidates, token_logprobs[w], strict=True))
                           for w in range(start, start + count)]
             start += count
-            rows.append(per_window[0] if count == 1 else tuple(mean_score(s) for s in zip(*per_window)))
+            rows.append(per_window[0] if count == 1 else tuple(mean_score(s) for s in zip(*per_window, strict=True)))
         width = len(self.slots)
         logprobs = np.array([[s.logprob for s in row] for row in rows], dtype=np.float64).reshape(len(rows), width)
         n_tokens = np.array([[s.n_tokens for s in row] for row in rows], dtype=np.int64).reshape(len(rows), width)

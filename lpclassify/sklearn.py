@@ -99,14 +99,12 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> ZeroShotClassifier:
         """Build the classifier; fit what needs data (``fitted``: bias/temperature from ``y``; ``domain``: prior)."""
-        from .backends.shared import shared_backend
+        from .backends.shared import runtime_backend
         from .models import resolve_model
 
         texts = as_texts(X)
         config = self.resolved_config()
-        runtime = config.runtime
-        backend = shared_backend(resolve_model(config.model), n_ctx=runtime.n_ctx, batch_size=runtime.batch_size,
-                                 threads=runtime.threads, n_gpu_layers=runtime.n_gpu_layers)
+        backend = runtime_backend(resolve_model(config.model), config.runtime, shared=True)
         classifier = Classifier(config, backend)
         names = config.label_names
         if y is not None:

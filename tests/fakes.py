@@ -41,6 +41,12 @@ class CharBackend:
     def identity(self) -> ModelIdentity:
         return ModelIdentity.of_file(self.model_path)
 
+    def describe(self) -> dict[str, object]:
+        return {"path": str(self.model_path), "architecture": "characters"}
+
+    def close(self) -> None:
+        pass
+
     def score(self, texts, *, prefix=()):  # type: ignore[no-untyped-def]
         out = []
         for text in texts:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from fakes import CharBackend
 
-from lpclassify import Classifier, ConfigError, calibration, evaluation
+from lpclassify import Classifier, ConfigError, InputError, calibration, evaluation
 from lpclassify.calibration import store
 from lpclassify.config import load_config
+from lpclassify.labels import label_indices
 from lpclassify.normalize import log_probabilities, softmax
 
 UNIFORM2 = np.array([0.5, 0.5])
@@ -135,10 +136,10 @@ def test_fitted_round_trip() -> None:
 
 
 def test_label_indices() -> None:
-    assert calibration.label_indices(["b", 1, np.int64(0)], ["a", "b"]).tolist() == [1, 1, 0]
+    assert label_indices(["b", 1, np.int64(0)], ["a", "b"]).tolist() == [1, 1, 0]
     for bad in (["c"], [2], [True], [1.0]):
-        with pytest.raises(ValueError):
-            calibration.label_indices(bad, ["a", "b"])
+        with pytest.raises(InputError, match="neither a label name"):
+            label_indices(bad, ["a", "b"])
 
 
 def test_reference_file_round_trip(tmp_path: Path) -> None:
@@ -356,7 +357,7 @@ def test_real_batch_calibration(smollm2: Classifier, reviews_raw) -> None:  # ty
 @pytest.mark.model
 def test_real_fit_lowers_log_loss(smollm2: Classifier, reviews_raw) -> None:  # type: ignore[no-untyped-def]
     clf = Classifier(smollm2.config, smollm2.backend)
-    y = calibration.label_indices(REVIEW_LABELS, clf.config.label_names)
+    y = label_indices(REVIEW_LABELS, clf.config.label_names)
     before = -np.mean(np.log(clf.probabilities(reviews_raw, calibrate=False)[np.arange(len(y)), y]))
     clf.fit_scores(reviews_raw, REVIEW_LABELS)  # fit() is this after one raw_scores pass
     after = -np.mean(np.log(clf.probabilities(reviews_raw)[np.arange(len(y)), y]))

@@ -133,7 +133,7 @@ def test_channel_scores_of_the_engine_equal_the_oracle(backend) -> None:  # type
     fast = clf.raw_scores(TEXTS)
     oracle = clf.raw_scores(TEXTS, reference=True)
     worst = max(float(np.abs(np.subtract(f.token_logprobs, o.token_logprobs)).max())
-                for frow, orow in zip(fast.scores, oracle.scores) for f, o in zip(frow, orow))
+                for frow, orow in zip(fast.scores, oracle.scores, strict=True) for f, o in zip(frow, orow, strict=True))
     assert worst <= 1e-4, f"channel engine differs from the oracle by {worst:.2e} nats"
     assert np.array_equal(fast.n_tokens, oracle.n_tokens)
     assert (fast.n_tokens[:, 0] >= 1).all()

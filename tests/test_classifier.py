@@ -69,17 +69,17 @@ def test_two_classifiers_on_one_backend_keep_their_own_prefixes() -> None:
     texts = ["Stocks rallied after the rate cut.", "A late winner in the derby."]
     expected = [first.raw_scores(texts, reference=True), second.raw_scores(texts, reference=True)]
     for _ in range(2):
-        for clf, oracle in zip((first, second), expected):
-            np.testing.assert_allclose(clf.raw_scores(texts).logprobs, oracle.logprobs, atol=1e-4)
+        for clf, oracle in zip((first, second), expected, strict=True):
+            assert np.array_equal(clf.raw_scores(texts).logprobs, oracle.logprobs)  # bit for bit
 
 
 def test_classify_many_keeps_order_and_matches_one_by_one(sentiment: Classifier) -> None:
     texts = ["Great.", "Awful.", "Fine, I guess.", "Superb acting."]
     together = sentiment.classify_many(texts)
     alone = [sentiment.classify(t) for t in texts]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         assert a.label == b.label
-        assert all(np.isclose(a.probabilities[k], b.probabilities[k], atol=1e-9) for k in a.probabilities)
+        assert a.probabilities == b.probabilities  # bit for bit: a text's scores do not depend on its batch
 
 
 def test_empty_text_is_an_input_error_by_default(sentiment: Classifier) -> None:
@@ -115,3 +115,20 @@ def test_long_text_is_truncated_and_says_so() -> None:
                                   "runtime": {"n_ctx": 64}}, model="smollm2-135m")
     p = clf.classify("great " * 500)
     assert p.truncated and p.label in {"positive", "negative"}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"batch_size": 0}, r"runtime\.batch_size: expected an integer >= 1"),
+    ({"n_ctx": "big"}, r"runtime\.n_ctx: expected an integer"),
+    ({"batchsize": 4}, r"runtime\.batchsize: unknown key; did you mean 'batch_size'\?"),
+])
+def test_runtime_overrides_are_checked_as_the_config_file_is(overrides: dict, message: str) -> None:
+    """Keyword overrides go through config validation, before any model is looked for (``model`` names none
+    that exists here: the error must come first), in the classifier and in Ray's driver alike."""
+    from lpclassify import ConfigError
+    from lpclassify.ray import prepare
+
+    with pytest.raises(ConfigError, match=message):
+        Classifier.from_config("sentiment", "no-such-model.gguf", **overrides)
+    with pytest.raises(ConfigError, match=message):
+        prepare("sentiment", "no-such-model.gguf", **overrides)

@@ -14,6 +14,7 @@ from fakes import CharBackend
 from lpclassify import Classifier, InputError, calibration, cli, evaluation, metrics, plots
 from lpclassify.cli import Loader, ModelRequest
 from lpclassify.config import NORMALIZATIONS, Config, load_config
+from lpclassify.labels import label_indices
 from lpclassify.normalize import log_probabilities
 from lpclassify.records.labelled import read_labeled
 
@@ -70,13 +71,13 @@ def test_read_labeled_errors(tmp_path: Path, content: str, message: str) -> None
 
 def test_to_indices() -> None:
     names = ("positive", "negative")
-    assert evaluation.to_indices(["negative", 0], names).tolist() == [1, 0]
+    assert label_indices(["negative", 0], names).tolist() == [1, 0]
     # SST-2 stores 0 = negative, 1 = positive: --label-order says so.
-    assert evaluation.to_indices([0, 1], names, ["negative", "positive"]).tolist() == [1, 0]
+    assert label_indices([0, 1], names, ["negative", "positive"]).tolist() == [1, 0]
     with pytest.raises(InputError, match="neither a label name"):
-        evaluation.to_indices(["neutral"], names)
+        label_indices(["neutral"], names)
     with pytest.raises(InputError, match="label order"):
-        evaluation.to_indices([0], names, ["bad", "good"])
+        label_indices([0], names, ["bad", "good"])
 
 
 # --------------------------------------------------------------------------- evaluate / compare
@@ -84,7 +85,7 @@ def test_to_indices() -> None:
 
 def test_evaluate_matches_the_metrics(fake: Classifier) -> None:
     report = evaluation.evaluate(fake, TEXTS, LABELS)
-    y = calibration.label_indices(LABELS, fake.config.label_names)
+    y = label_indices(LABELS, fake.config.label_names)
     probs = fake.probabilities(fake.raw_scores(TEXTS))
     np.testing.assert_allclose(report.probabilities, probs)
     assert report.method == "contextual" and report.n == len(TEXTS)

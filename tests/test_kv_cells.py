@@ -88,7 +88,7 @@ class SimulatedCache:
                 cells.append(head)
             head += 1
             tested += 1
-        for row, cell in zip(rows, cells):
+        for row, cell in zip(rows, cells, strict=True):
             self.seqs[cell] = set(row.seqs)
             self.pos[cell] = row.pos
         self.head = cells[-1] + 1

@@ -55,7 +55,7 @@ def check_engine(backend, encoded, prefix) -> None:  # type: ignore[no-untyped-d
             scored = slice(len(candidate.tokens) - candidate.n_scored, None)
             worst = max(worst, float(np.abs(f[scored] - o[scored]).max()))
         assert worst <= 1e-4, f"engine differs from the oracle by {worst:.2e} nats"
-        best = [int(np.argmax([v[len(v) - c.n_scored:].sum() for c, v in zip(text.candidates, values)]))
+        best = [int(np.argmax([v[len(v) - c.n_scored:].sum() for c, v in zip(text.candidates, values, strict=True)]))
                 for values in (fast_text, oracle_text)]
         assert best[0] == best[1]
 

@@ -139,7 +139,7 @@ def test_chunked_text_is_the_mean_of_its_windows(small_backend: object) -> None:
     whole, parts = clf.raw_scores([LONG]), clf.raw_scores(pieces)
     np.testing.assert_allclose(whole.logprobs[0], parts.logprobs.mean(axis=0), rtol=0, atol=1e-9)
     # ... then calibrated and decided like any text's scores
-    assert prediction.probabilities == pytest.approx(dict(zip(clf.classes_, clf.probabilities(whole)[0])))
+    assert prediction.probabilities == pytest.approx(dict(zip(clf.classes_, clf.probabilities(whole)[0], strict=True)))
 
 
 @pytest.mark.model

@@ -52,7 +52,7 @@ def test_boundary_merge_keeps_prompt_tokens_out_of_the_score(backend) -> None:
     # "Sentiment:" + ":)" can merge "::" or ":)" across the boundary on some tokenizers
     encoded = encode_candidates(backend.tokenize, "Mood:", [")", " happy"])
     joint = [backend.tokenize("Mood:" + c, True) for c in (")", " happy")]
-    for candidate, full in zip(encoded.candidates, joint):
+    for candidate, full in zip(encoded.candidates, joint, strict=True):
         assert list(encoded.prompt) + list(candidate.tokens) == full
         assert candidate.n_scored <= len(candidate.tokens)
 
@@ -60,7 +60,7 @@ def test_boundary_merge_keeps_prompt_tokens_out_of_the_score(backend) -> None:
 def test_per_candidate_prompts_share_the_common_part(backend) -> None:
     pairs = [("Text: hello\nAbout billing? Answer:", " yes"), ("Text: hello\nAbout bugs? Answer:", " no")]
     encoded = encode_pairs(backend.tokenize, pairs)
-    for (prompt, completion), candidate in zip(pairs, encoded.candidates):
+    for (prompt, completion), candidate in zip(pairs, encoded.candidates, strict=True):
         assert list(encoded.prompt) + list(candidate.tokens) == backend.tokenize(prompt + completion, True)
         assert "".join(backend.token_text(t) for t in candidate.tokens[-candidate.n_scored:]).strip() == \
             completion.strip()

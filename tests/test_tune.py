@@ -17,10 +17,18 @@ from fakes import CharBackend
 from lpclassify import Classifier, cli
 from lpclassify.config import load_config
 from lpclassify.config.dump import config_yaml
-from lpclassify.normalize import label_bias, yes_bias
+from lpclassify.normalize import label_bias, safe_log, yes_bias
 from lpclassify.tuning import Search, Setting, chosen_config, tune
 from lpclassify.tuning.run import prompt_scores
-from lpclassify.tuning.search import PromptScores, folds_of, label_log_probs, nested_estimate, settings_for
+from lpclassify.tuning.search import (
+    PromptScores,
+    apply_fit,
+    folds_of,
+    label_free_methods,
+    label_log_probs,
+    nested_estimate,
+    settings_for,
+)
 from lpclassify.tuning.verbalizers import candidates, styles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +45,7 @@ LABELS = ["positive"] * 12 + ["negative"] * 12 + ["positive", "negative"] * 4
 
 
 def write_jsonl(path: Path, texts: list[str], labels: list[str]) -> Path:
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels, strict=True)))
     return path
 
 
@@ -87,8 +95,8 @@ def test_bad_bias_temperature_and_search_are_located_errors(key: str, value: obj
 
 def test_written_config_loads_back_the_same(tmp_path: Path) -> None:
     config = load_config(BASE)
-    config = replace(config, labels=tuple(replace(label, bias=b) for label, b in zip(config.labels, (0.25, -0.25))),
-                     scoring=replace(config.scoring, temperature=0.5))
+    biased = tuple(replace(label, bias=b) for label, b in zip(config.labels, (0.25, -0.25), strict=True))
+    config = replace(config, labels=biased, scoring=replace(config.scoring, temperature=0.5))
     path = tmp_path / "x.yaml"
     path.write_text(config_yaml(config, "a comment\nover two lines"))
     assert path.read_text().startswith("# a comment\n# over two lines\n")
@@ -123,25 +131,53 @@ def scores_and_search(backend: CharBackend | None = None, texts: list[str] = TEX
 def test_every_candidate_is_scored_in_one_pass_per_prompt() -> None:
     backend = CharBackend()
     scores, _ = scores_and_search(backend)
-    # each prompt: the texts once, and "N/A", "", "[MASK]" (PMI's neutral text "" is one of them: cached)
-    assert backend.texts == 2 * (len(TEXTS) + 3)
+    # each prompt: the texts once, "N/A", "", "[MASK]" (PMI's neutral text "" is one of them: cached) and
+    # domain calibration's 20 random-word inputs
+    assert backend.texts == 2 * (len(TEXTS) + 3 + 20)
     config = load_config(BASE)
     assert {c for _, c in scores[0].columns} >= {" positive", " good", " negative", " awful", " Positive", "positive"}
     assert len(scores[0].columns) == sum(len(found) for found in candidates(config))
 
 
-@pytest.mark.parametrize("calibration", ["none", "contextual", "pmi"])
+@pytest.mark.parametrize("calibration", ["none", "contextual", "domain", "batch", "pmi"])
 @pytest.mark.parametrize("normalize", ["sum", "mean", "chars"])
 def test_search_maths_equal_what_the_written_config_computes(calibration: str, normalize: str) -> None:
-    """A setting's log-probabilities in the search are the chosen config's own, bias and temperature included."""
+    """A setting's log-probabilities in the search are the chosen config's own, bias and temperature included:
+    without them bit for bit (one pipeline), with them to float rounding (the search keeps log-probabilities)."""
     scores, _ = scores_and_search()
     setting = Setting(1, "custom", ((" good", " Positive"), (" awful",)), normalize, "logsumexp", calibration, True)
     bias, temperature = (0.3, -0.3), 0.7
     config = chosen_config(load_config(BASE), scores[1].prompt, setting, bias, temperature)
     clf = Classifier(config, CharBackend(length_penalty=1.0))
-    expected = clf.probabilities(clf.raw_scores(TEXTS))
-    np.testing.assert_allclose(label_bias(np.exp(label_log_probs(scores[1], setting)), bias, temperature), expected,
-                               rtol=1e-9, atol=1e-12)
+    clf.calibration_state.domain_inputs = scores[1].domain_inputs  # what TuneResult.write puts in its file
+    raw = clf.raw_scores(TEXTS)  # 32 texts: one batch-calibration chunk, as in the search
+    trace = clf.calibrator.trace(raw)
+    assert np.array_equal(label_log_probs(scores[1], setting), safe_log(trace.calibrated))
+    np.testing.assert_allclose(apply_fit(label_log_probs(scores[1], setting), bias, temperature),
+                               np.log(clf.probabilities(raw)), rtol=1e-9, atol=1e-12)
+
+
+def test_tune_searches_every_label_free_method_a_registered_one_too() -> None:
+    """The search's methods are the registry's label-free ones: a method registered at run time is searched
+    (and can win), ``fitted`` (it needs labels) is not, and the report lists them."""
+    from toy_calibration import Shrink
+
+    from lpclassify import calibration
+
+    calibration.register(Shrink())
+    try:
+        assert label_free_methods() == ("none", "contextual", "domain", "batch", "pmi", "shrink")
+        _, search = scores_and_search()
+        searched = {(s.calibration, s.fit) for s in search.settings}
+        assert searched == {(m, fit) for m in label_free_methods() for fit in (False, True)}
+        shrink = next(s for s in search.settings if s.calibration == "shrink" and not s.fit)
+        plain = replace(shrink, calibration="none")
+        # the toy method's own maths ran: halfway to uniform
+        np.testing.assert_allclose(np.exp(search.log_probs(shrink)), 0.5 * np.exp(search.log_probs(plain)) + 0.25)
+        result = tune(load_config(BASE), CharBackend(length_penalty=1.0), TEXTS, LABELS, folds=4)
+        assert result.as_dict()["methods_searched"] == ["contextual", "none", "domain", "batch", "pmi", "shrink"]
+    finally:
+        calibration.unregister("shrink")
 
 
 def test_folds_are_stratified_and_deterministic() -> None:
@@ -180,33 +216,45 @@ def test_the_estimate_comes_from_held_out_folds(monkeypatch: pytest.MonkeyPatch)
     assert estimate.accuracy == pytest.approx(held)
 
 
-def test_on_noise_the_estimate_is_chance_while_the_selection_is_optimistic() -> None:
-    """Labels unrelated to the texts: the best of many settings looks better than chance in-sample, the
-    nested estimate (what tune reports) does not."""
-    rng = np.random.default_rng(3)
+def noise_search(seed: int) -> Search:
+    """Scores and labels drawn independently: nothing to learn."""
+    rng = np.random.default_rng(seed)
     n, m = 60, 12
     columns = tuple((i % 2, f" w{i}") for i in range(m))
+    references = {text: (rng.normal(size=m), np.ones(m, dtype=np.int64)) for text in ("N/A", "", "[MASK]")}
     scores = PromptScores("{text}", columns, rng.normal(size=(n, m)), np.ones((n, m), dtype=np.int64),
-                          rng.normal(size=(3, m)), np.ones((3, m), dtype=np.int64), rng.normal(size=m))
+                          references, ("N/A", "", "[MASK]"), None)
     y = rng.integers(0, 2, size=n)
     per_label = tuple(tuple(c for owner, c in columns if owner == k) for k in range(2))
     style_sets = {f"single{i}": ((per_label[0][i],), (per_label[1][i],)) for i in range(6)}
-    search = Search([scores], y, settings_for(1, [style_sets], ["sum"], ["logsumexp"]),
-                    [[[(c,) for c in found] for found in per_label]], folds=5)
-    estimate, _ = nested_estimate(search)
-    _, selection = search.select(np.arange(n))
-    assert selection.accuracy > estimate.accuracy
-    assert estimate.accuracy < 0.62  # chance is 0.5
+    return Search([scores], y, settings_for(1, [style_sets], ["sum"], ["logsumexp"], ["none", "contextual", "pmi"]),
+                  [[[(c,) for c in found] for found in per_label]], folds=5)
+
+
+def looks_like_chance(accuracies: list[float]) -> bool:
+    """Two labels, 60 rows per seed: the mean over seeds near 0.5 and no seed far from it, either way."""
+    return abs(float(np.mean(accuracies)) - 0.5) <= 0.08 and all(abs(a - 0.5) <= 0.15 for a in accuracies)
+
+
+def test_on_noise_the_estimate_is_chance_while_a_leaky_one_is_optimistic() -> None:
+    """Labels unrelated to the texts: the nested estimate (what tune reports) is chance on every seed, neither
+    above nor below; a leaky estimate (the winner's score on the rows it was chosen on) fails the same check."""
+    searches = [noise_search(seed) for seed in range(3, 9)]
+    honest = [nested_estimate(search)[0].accuracy for search in searches]
+    leaky = [search.select(np.arange(len(search.y)))[1].accuracy for search in searches]
+    assert looks_like_chance(honest), honest
+    assert not looks_like_chance(leaky), leaky
+    assert all(lk >= h for lk, h in zip(leaky, honest, strict=True))
 
 
 @pytest.mark.slow
 def test_tune_on_a_fake_backend_finds_the_informative_setting() -> None:
     result = tune(load_config(BASE), CharBackend(length_penalty=1.0), TEXTS, LABELS, folds=4)
     assert result.estimate.accuracy >= 0.7 and result.n_examples + result.n_demo_pool == len(TEXTS)
-    assert result.config.scoring.calibration in ("none", "contextual", "pmi")
+    assert result.config.scoring.calibration in label_free_methods()
     assert result.config.search == load_config(BASE).search  # kept, so the file can be tuned again
     clf = Classifier(result.config, CharBackend(length_penalty=1.0))
-    accuracy = np.mean([p.label == y for p, y in zip(clf.classify_many(TEXTS), LABELS)])
+    accuracy = np.mean([p.label == y for p, y in zip(clf.classify_many(TEXTS), LABELS, strict=True)])
     assert accuracy >= result.estimate.accuracy - 0.2
 
 
@@ -252,7 +300,30 @@ def test_tune_command_writes_a_commented_config_and_a_report(tmp_path: Path, cap
     assert document["baseline"]["accuracy"] == pytest.approx(search.cv_score(base_setting,
                                                                              np.arange(len(TEXTS))).accuracy)
     assert len(document["outer_folds"]) == 4
+    assert document["methods_searched"] == ["contextual", "none", "domain", "batch", "pmi"]
     assert "estimated accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_chosen_domain_calibration_is_written_with_its_inputs(tmp_path: Path) -> None:
+    """Domain calibration's inputs come from the examples; the written config names a calibration file
+    holding them, and loads back to the very classifier tune evaluated."""
+    from lpclassify.tuning.run import tuning_domain_inputs
+
+    result = tune(load_config(BASE), CharBackend(length_penalty=1.0), TEXTS, LABELS, folds=4)
+    scoring = replace(result.config.scoring, calibration="domain")
+    domain = replace(result, setting=replace(result.setting, calibration="domain"),
+                     config=replace(result.config, scoring=scoring), domain_inputs=tuple(tuning_domain_inputs(TEXTS)))
+    written = domain.write(tmp_path / "best.yaml", "test")
+    assert [p.name for p in written] == ["best.yaml", "best.calibration.json"]
+    loaded = Classifier(load_config(tmp_path / "best.yaml"), CharBackend(length_penalty=1.0))
+    assert loaded.config.scoring.calibration_file == "best.calibration.json"
+    # the YAML keeps the bias and temperature to its own precision: compare with the loaded ones
+    plain = replace(loaded.config, scoring=replace(loaded.config.scoring, calibration_file=None))
+    direct = replace(domain, config=plain).classifier(CharBackend(length_penalty=1.0))
+    raw = direct.raw_scores(TEXTS)
+    assert np.array_equal(loaded.probabilities(raw), direct.probabilities(raw))
+    assert not np.array_equal(direct.probabilities(raw), direct.probabilities(raw, calibrate=False))
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -332,7 +403,7 @@ def test_calibrate_fits_multi_label_thresholds_into_the_config(tmp_path: Path,
     texts = [f"bad thing {i}" for i in range(6)] + [f"good thing {i}" for i in range(6)]
     labels = [["complaint", "review"]] * 6 + [["review"]] * 6
     data = tmp_path / "multi.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels, strict=True)))
     out = tmp_path / "multi.tuned.yaml"
     assert cli.main(["calibrate", "-c", str(base), "-i", str(data), "--write-config", str(out)],
                     load_classifier=fake_loader) == 0
@@ -357,5 +428,5 @@ def test_the_config_writer_knows_every_config_field() -> None:
                "examples", "example_separator"}
     assert {f.name for f in fields(Config)} == handled
     assert {f.name for f in fields(Label)} == {"name", "completions", "description", "threshold", "bias"}
-    assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free",
+    assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free", "direction",
                                                  "calibration_file", "temperature"}

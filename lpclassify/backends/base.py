@@ -79,6 +79,14 @@ class Backend(Protocol):
         """The model this backend scores with."""
         ...
 
+    def describe(self) -> dict[str, object]:
+        """What the model is, as JSON-ready facts (``explain``, ``validate`` show them)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model's memory now (a closed backend is not used again)."""
+        ...
+
     def tokenize(self, text: str, add_bos: bool) -> list[int]:
         """Token ids of ``text``; with ``add_bos`` a BOS token first when the model wants one."""
         ...

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .base import ModelIdentity
 
 if TYPE_CHECKING:
+    from ..config.schema import Runtime
     from .llama_cpp import LlamaCppBackend
 
 Key = tuple[ModelIdentity, int, int, int | None, int]
@@ -40,6 +41,22 @@ def shared_backend(path: str | os.PathLike[str], *, n_ctx: int, batch_size: int 
                                       n_gpu_layers=n_gpu_layers, verbose=verbose)
             _loaded[key] = backend
         return backend
+
+
+def runtime_backend(path: str | os.PathLike[str], runtime: Runtime, *, shared: bool = False,
+                    threads: int | None = None, n_gpu_layers: int | None = None,
+                    verbose: bool = False) -> LlamaCppBackend:
+    """The one way a backend is built from ``runtime.*`` settings (context size, batch size, threads,
+    GPU layers; ``threads``/``n_gpu_layers`` given here win): a fresh one, or with ``shared`` the
+    process's (:func:`shared_backend`). ``Classifier.from_config``, Ray's actors and the estimator use it."""
+    settings = {"n_ctx": runtime.n_ctx, "batch_size": runtime.batch_size,
+                "threads": threads if threads is not None else runtime.threads,
+                "n_gpu_layers": n_gpu_layers if n_gpu_layers is not None else runtime.n_gpu_layers}
+    if shared:
+        return shared_backend(path, **settings, verbose=verbose)  # type: ignore[arg-type]
+    from .llama_cpp import LlamaCppBackend  # loads llama.cpp's shared library
+
+    return LlamaCppBackend(path, **settings, verbose=verbose)  # type: ignore[arg-type]
 
 
 def loaded_count() -> int:

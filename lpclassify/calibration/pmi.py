@@ -14,7 +14,8 @@ import numpy as np
 from .base import Calibration, Context
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from collections.abc import Sequence
+
     from .state import CalibrationState
 
 # The neutral context: the template with the text left empty.
@@ -35,10 +36,14 @@ class Pmi(Calibration):
     name = "pmi"
     summary = "each completion's log-prob minus its log-prob after the template with an empty text"
 
-    def reference_texts(self, config: Config, state: CalibrationState) -> tuple[str, ...]:
-        return (NEUTRAL_TEXT,) if config.decision.mode == "single" else ()
+    def reference_texts(self, content_free: Sequence[str], mode: str, state: CalibrationState) -> tuple[str, ...]:
+        return (NEUTRAL_TEXT,) if mode == "single" else ()
+
+    def offsets(self, context: Context) -> np.ndarray | None:
+        if context.mode != "single":
+            return None
+        return context.raw_references([NEUTRAL_TEXT]).logprobs[0]
 
     def completion_scores(self, logprobs: np.ndarray, context: Context) -> np.ndarray:
-        if context.config.decision.mode != "single":
-            return logprobs
-        return pmi_scores(logprobs, context.raw_references([NEUTRAL_TEXT]).logprobs[0])
+        offsets = self.offsets(context)
+        return logprobs if offsets is None else pmi_scores(logprobs, offsets)

@@ -20,14 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
-from ..inputs import Input, input_words
 from ..normalize import softmax
 from .base import Calibration, Context
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
-    from ..config import Config
-    from ..scores import RawScores
     from .state import CalibrationState
 
 log = logging.getLogger("lpclassify")
@@ -113,36 +109,58 @@ def domain_inputs(texts: Sequence[str], *, n_samples: int = 20, seed: int = 0,
 
 
 def batch_chunk_size(batch_size: int) -> int:
-    """Texts per batch-calibration batch: ``classify_many``'s chunk (4 x runtime.batch_size), at least 32."""
-    return max(max(1, batch_size) * 4, BATCH_CHUNK)
+    """Texts per batch-calibration batch: ``classify_many``'s chunk (4 x runtime.batch_size), at least 32.
+
+    The one rule for the chunk batch calibration averages over: the classifier, Ray, evaluation
+    and ``tune`` all cut texts with it.
+    """
+    return max(classify_chunk_size(batch_size), BATCH_CHUNK)
 
 
-class Contextual(Calibration):
+def classify_chunk_size(batch_size: int) -> int:
+    """Texts per ``classify_many`` model call for any other method: 4 x runtime.batch_size."""
+    return max(1, batch_size) * 4
+
+
+class PriorCalibration(Calibration):
+    """A method that divides the label probabilities by a prior (:func:`apply_prior`); subclasses say whence."""
+
+    def prior(self, probabilities: np.ndarray, context: Context) -> np.ndarray | None:
+        """The prior to divide ``probabilities`` (uncalibrated, ``(n, n_labels)``) by; None: leave them as they are."""
+        raise NotImplementedError
+
+    def calibrate(self, label_scores: np.ndarray, context: Context) -> tuple[np.ndarray, np.ndarray | None]:
+        probs = softmax(label_scores)
+        prior = self.prior(probs, context)
+        return (probs if prior is None else apply_prior(probs, prior)), prior
+
+    def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
+        return self.calibrate(label_scores, context)[0]
+
+
+class Contextual(PriorCalibration):
     """Zhao et al. (2021): the prior is the mean over content-free inputs ("N/A", "", "[MASK]")."""
 
     name = "contextual"
     summary = "divide by the label probabilities of content-free inputs"
 
-    def reference_texts(self, config: Config, state: CalibrationState) -> tuple[str, ...]:
-        return tuple(config.scoring.content_free)
+    def reference_texts(self, content_free: Sequence[str], mode: str, state: CalibrationState) -> tuple[str, ...]:
+        return tuple(content_free)
 
-    def prior(self, context: Context) -> np.ndarray:
-        return mean_prior(context.uncalibrated(context.config.scoring.content_free))
-
-    def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
-        return apply_prior(softmax(label_scores), self.prior(context))
+    def prior(self, probabilities: np.ndarray, context: Context) -> np.ndarray:
+        return mean_prior(context.uncalibrated(context.content_free))
 
 
-class Domain(Calibration):
+class Domain(PriorCalibration):
     """Fei et al. (2023): the prior is the mean over random strings of in-domain words."""
 
     name = "domain"
     summary = "divide by the label probabilities of random in-domain word strings"
 
-    def reference_texts(self, config: Config, state: CalibrationState) -> tuple[str, ...]:
+    def reference_texts(self, content_free: Sequence[str], mode: str, state: CalibrationState) -> tuple[str, ...]:
         return state.domain_inputs if state.domain_stored_prior is None and state.domain_inputs else ()
 
-    def prior(self, context: Context) -> np.ndarray:
+    def prior(self, probabilities: np.ndarray | None, context: Context) -> np.ndarray:
         state = context.state
         stored = state.domain_stored_prior
         if stored is not None and stored[1] == (context.normalize, context.aggregate, context.model_name):
@@ -150,43 +168,22 @@ class Domain(Calibration):
         if state.domain_inputs is None:
             raise ConfigError("domain calibration needs in-domain texts: call Classifier.fit_domain(texts) or set "
                               "scoring.calibration_file to a file written by `lpclassify calibrate`",
-                              source=context.config.source, key="scoring.calibration")
+                              source=context.source, key="scoring.calibration")
         return mean_prior(context.uncalibrated(state.domain_inputs))
 
-    def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
-        return apply_prior(softmax(label_scores), self.prior(context))
 
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[Input], y: np.ndarray,
-                      normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
-        state = clf.calibration_state
-        if state.domain_inputs is not None or state.domain_stored_prior is not None:
-            return clf.probabilities(raw, method=self.name, normalize=normalize), "the classifier's domain prior"
-        # No in-domain texts of its own: draw the words from the evaluation texts, unlabelled.
-        inputs = domain_inputs([input_words(t) for t in texts])
-        prior = mean_prior(clf.probabilities(clf.reference_scores(inputs), calibrate=False, normalize=normalize))
-        probs = apply_prior(clf.probabilities(raw, calibrate=False, normalize=normalize), prior)
-        return probs, f"prior from {len(inputs)} random-word inputs drawn from the evaluation texts (unlabelled)"
-
-
-class Batch(Calibration):
+class Batch(PriorCalibration):
     """Zhou et al. (2023): the prior is the mean over the batch being classified."""
 
     name = "batch"
     summary = "divide by the mean label probabilities of the batch"
+    uses_batch = True
 
-    def probabilities(self, label_scores: np.ndarray, context: Context) -> np.ndarray:
-        probs = softmax(label_scores)
+    def prior(self, probabilities: np.ndarray, context: Context) -> np.ndarray | None:
         if context.batch_prior is not None:
-            return apply_prior(probs, context.batch_prior)
-        probs, applied = batch_calibrate(probs)
-        if not applied and len(probs):
-            log.debug("batch calibration skipped: %d texts < %d", len(probs), MIN_BATCH)
-        return probs
-
-    def out_of_sample(self, clf: Classifier, raw: RawScores, texts: Sequence[str], y: np.ndarray,
-                      normalize: str, *, use_own_fit: bool = True) -> tuple[np.ndarray, str]:
-        # The chunks classify_many calibrates over, in input order.
-        chunk = batch_chunk_size(clf.config.runtime.batch_size)
-        parts = [clf.probabilities(raw.rows(slice(s, s + chunk)), method=self.name, normalize=normalize)
-                 for s in range(0, len(y), chunk)]
-        return np.concatenate(parts), f"per chunk of {chunk} texts (chunks under {MIN_BATCH} unchanged)"
+            return context.batch_prior
+        if len(probabilities) < MIN_BATCH:  # see batch_calibrate
+            if len(probabilities):
+                log.debug("batch calibration skipped: %d texts < %d", len(probabilities), MIN_BATCH)
+            return None
+        return mean_prior(probabilities)

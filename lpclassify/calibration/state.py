@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .fitted import FittedCalibration
+from .bias_temperature import FittedCalibration
 from .store import read_calibration_file
 
 log = logging.getLogger("lpclassify")

@@ -38,7 +38,8 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Fit bias/temperature and a domain prior; write the calibration file and say how to use it."""
-    from ..evaluation import score_texts, to_indices
+    from ..evaluation import score_texts
+    from ..labels import label_indices
 
     out = sys.stdout
     if args.domain_samples < 1:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     clf, texts = data.clf, data.texts
     if clf.config.decision.mode == "multi":
         return fit_multi_thresholds(args, clf, texts, data.labels)
-    y = to_indices(data.labels, clf.config.label_names, data.label_order)
+    y = label_indices(data.labels, clf.config.label_names, data.label_order)
     if len(set(y.tolist())) < 2:
         raise InputError("the labelled examples must cover at least two labels to fit a calibration")
     raw = score_texts(clf, texts, progress=scoring_progress(sys.stderr))

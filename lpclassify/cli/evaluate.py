@@ -43,7 +43,8 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Print the metrics (and the comparison table), write the report and plots."""
-    from ..evaluation import compare, evaluate, score_texts, to_indices
+    from ..evaluation import compare, evaluate, score_texts
+    from ..labels import label_indices
     from ..plots import write_plots
 
     out = sys.stdout
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise MissingDependencyError("--plot needs matplotlib: pip install 'lpclassify[plot]'") from None
     data = load_labelled(args, ctx)
     clf, texts, labels, order = data.clf, data.texts, data.labels, data.label_order
-    to_indices(labels, clf.config.label_names, order)  # check labels before the model pass
+    label_indices(labels, clf.config.label_names, order)  # check labels before the model pass
     raw = score_texts(clf, texts, progress=scoring_progress(sys.stderr))
     report = evaluate(clf, texts, labels, raw=raw, method=args.calibration, normalize=args.normalize,
                       label_order=order)

@@ -31,8 +31,9 @@ def register(sub: Subparsers) -> None:
         "tune", help="choose prompt, verbalizers, normalization and calibration from labelled examples",
         description="Search the config's prompt and those under search.prompts, surface variants of each "
                     "label's completions (case, leading space, its name, words of its description, "
-                    "search.completions), normalize x aggregate x calibration (none, contextual, pmi) with and "
-                    "without a per-label bias and temperature fitted on the examples. Every candidate of one "
+                    "search.completions), normalize x aggregate x calibration (every method that needs no "
+                    "labels: none, contextual, domain on the examples' words, batch, pmi, any registered) with "
+                    "and without a per-label bias and temperature fitted on the examples. Every candidate of one "
                     "prompt is scored in one model pass. The choice is made by k-fold cross-validation and "
                     "the accuracy reported is a nested cross-validation estimate (the whole search re-run "
                     "without each fold, its winner scored on that fold). Writes the chosen config, commented.",
@@ -53,7 +54,7 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from ..evaluation import to_indices
+    from ..labels import label_indices
     from ..tuning import tune
 
     out = sys.stdout
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InputError(f"-o {args.output}: the chosen config is YAML; name it with .yaml or .yml")
     data = load_labelled(args, ctx)  # the base config as it is: its calibration is the baseline and the first tried
     clf = data.clf
-    y = to_indices(data.labels, clf.config.label_names, data.label_order)
+    y = label_indices(data.labels, clf.config.label_names, data.label_order)
     config = clf.config
     if getattr(args, "model", None):  # the choice is the model's: record the one it was made with
         from dataclasses import replace
@@ -75,17 +76,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                   progress=_progress(sys.stderr), shots=tuple(range(args.max_shots + 1)),
                   budget=args.budget or None)
     header = describe(result, base=args.config, source=args.input, model=model_path(clf))
-    from ..config.dump import config_yaml
-
-    with atomic_output(args.output) as stream:
-        stream.write(config_yaml(result.config, header))
+    written = result.write(args.output, header)
     if args.report:
         document = {"config": str(args.config), "input": str(args.input), "model": str(model_path(clf)),
                     "output": str(args.output), **result.as_dict()}
         with atomic_output(args.report) as stream:
             stream.write(json.dumps(json_safe(document), indent=1) + "\n")
     out.write(summary(result))
-    out.write(f"wrote {args.output}" + (f" and {args.report}" if args.report else "") + "\n")
+    out.write(f"wrote {', '.join(map(str, written))}" + (f" and {args.report}" if args.report else "") + "\n")
     return EXIT_OK
 
 

@@ -99,7 +99,7 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
     backend = clf.backend
     fields = clf.scorer.prompter.fields
     encoded, truncated = clf.encode(clf.scorer.prompter.fill_all(args.text) if len(fields) > 1 else args.text)
-    info = backend.describe() if hasattr(backend, "describe") else {"path": path}
+    info = backend.describe()
     print(f"  model: {model} ({info.get('architecture', '?')}, {info.get('path', path)})")
     if config.chat or config.examples:
         print("  rendered prompt" + (" (the model's chat template)" if config.chat else "") + ":")

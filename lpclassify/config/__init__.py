@@ -35,10 +35,10 @@ from .schema import (
     Runtime,
     Scoring,
 )
-from .validate import parse_config
+from .validate import parse_config, with_runtime
 
 __all__ = [
     "AGGREGATIONS", "DEFAULT_CONTENT_FREE", "DEFAULT_MULTI_PROMPT", "MODES", "NORMALIZATIONS",
     "Config", "Decision", "Label", "MultiLabel", "Runtime", "Scoring",
-    "load_config", "parse_config", "resolve_config", "shipped_configs",
+    "load_config", "parse_config", "resolve_config", "shipped_configs", "with_runtime",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,27 @@ def _parse_decision(top: _Reader, source: str, n_labels: int) -> Decision:
             raise sub.error(f"{sorted(set(yes) & set(no))[0]!r} is both a yes and a no completion", "no")
         multi = MultiLabel(yes=yes, no=no)
     return Decision(mode=mode, threshold=threshold, top_k=top_k, multi=multi)
+
+
+def with_runtime(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` with ``runtime.*`` settings overridden (keyword arguments of ``Classifier.from_config``,
+    Ray, the estimator), each checked as the config file's would be: a bad value or an unknown name is a
+    ConfigError naming ``runtime.<name>``. A value of None leaves the config's setting as it is.
+
+    >>> with_runtime(parse_config({"prompt": "{text} ->", "labels": ["a", "b"]}), {"batch_size": 0})
+    Traceback (most recent call last):
+    lpclassify.errors.ConfigError: <mapping>: runtime.batch_size: expected an integer >= 1 and <= 256, got 0
+    """
+    wanted = {key: value for key, value in overrides.items() if value is not None}
+    if not wanted:
+        return config
+    current = {key: value for key, value in vars(config.runtime).items() if value is not None}
+    top = _Reader({"runtime": {**current, **wanted}}, config.source, "", ("runtime",))
+    runtime = _parse_runtime(top, config.source)
+    if runtime.shorten_field is not None and runtime.shorten_field not in config.fields:
+        raise top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
+                        f"{', '.join(config.fields)})", "runtime.shorten_field")
+    return replace(config, runtime=runtime)
 
 
 def _parse_runtime(top: _Reader, source: str) -> Runtime:

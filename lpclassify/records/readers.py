@@ -245,7 +245,7 @@ class RecordReader:
     def _values(self, number: int, record: dict[str, Any], line: str) -> Input | InputRecordError:
         """The record's text, or the mapping of the template's fields."""
         values: dict[str, str] = {}
-        for name, column in zip(self.fields, self.columns):
+        for name, column in zip(self.fields, self.columns, strict=True):
             if column not in record:
                 return self._bad(number, self._missing(column, list(record)), line)
             value = record[column]
@@ -331,7 +331,8 @@ class RecordReader:
                                 "".join(consumed))
                 continue
             fields = dict(zip(header, row, strict=True))
-            yield InputRecord(start, fields, {n: fields[c] for n, c in zip(self.fields, self.columns)} if self.records
+            named = zip(self.fields, self.columns, strict=True)
+            yield InputRecord(start, fields, {n: fields[c] for n, c in named} if self.records
                               else fields[self.columns[0]])
 
 

@@ -52,6 +52,35 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def flat_columns(label_names: Sequence[str]) -> list[str]:
+    """The columns a prediction adds to a flat row (CSV, Parquet, a Ray dataset), in order: the one layout."""
+    return ["label", "labels", *(f"prob_{name}" for name in label_names), "abstained", "reason", "truncated", "chunks"]
+
+
+def flat_prediction(prediction: dict[str, Any], label_names: Sequence[str]) -> dict[str, Any]:
+    """A prediction (``Prediction.as_dict()``'s keys) as the values of :func:`flat_columns`."""
+    probabilities = prediction.get("probabilities") or {}
+    flat: dict[str, Any] = {"label": prediction.get("label"), "labels": ";".join(prediction.get("labels") or ())}
+    for name in label_names:
+        flat[f"prob_{name}"] = probabilities.get(name)
+    flat["abstained"] = prediction.get("abstained", False)
+    flat["reason"] = prediction.get("reason")
+    flat["truncated"] = prediction.get("truncated", False)
+    flat["chunks"] = prediction.get("chunks", 1)
+    return flat
+
+
+def input_name(key: str, fields: Any, taken: Any, out: Any) -> str:
+    """An input field's name in the output: itself, or ``input_<name>`` (repeated) where the prediction's
+    columns (``taken``), the input's other fields or the names already given (``out``) hold it."""
+    if key not in taken:
+        return key
+    new = f"input_{key}"
+    while new in fields or new in taken or new in out:
+        new = f"input_{new}"
+    return new
+
+
 def merge_record(fields: dict[str, Any], prediction: dict[str, Any], *,
                  reserved: Sequence[str] = PREDICTION_KEYS) -> tuple[dict[str, Any], list[str]]:
     """The input fields followed by the prediction's, and the input fields that had to be renamed.
@@ -66,14 +95,10 @@ def merge_record(fields: dict[str, Any], prediction: dict[str, Any], *,
     renamed: list[str] = []
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        if key in taken:
-            new = f"input_{key}"
-            while new in fields or new in taken or new in out:
-                new = f"input_{new}"
-            out[new] = value
+        new = input_name(key, fields, taken, out)
+        out[new] = value
+        if new != key:
             renamed.append(key)
-        else:
-            out[key] = value
     out.update(json_safe(prediction))
     return out, renamed
 
@@ -122,22 +147,13 @@ class CsvWriter(Writer):
                  delimiter: str = ",", columns: Sequence[str] | None = None) -> None:
         super().__init__(stream, flush=flush)
         self.label_names = tuple(label_names)
-        self.prediction_columns = ["label", "labels", *(f"prob_{name}" for name in self.label_names),
-                                   "abstained", "reason", "truncated", "chunks"]
+        self.prediction_columns = flat_columns(self.label_names)
         self.columns: list[str] | None = list(columns) if columns is not None else None
         self.dropped: set[str] = set()
         self._writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
 
     def _flat(self, prediction: dict[str, Any]) -> dict[str, Any]:
-        probabilities = prediction.get("probabilities") or {}
-        flat: dict[str, Any] = {"label": prediction.get("label"), "labels": ";".join(prediction.get("labels") or ())}
-        for name in self.label_names:
-            flat[f"prob_{name}"] = probabilities.get(name)
-        flat["abstained"] = prediction.get("abstained", False)
-        flat["reason"] = prediction.get("reason")
-        flat["truncated"] = prediction.get("truncated", False)
-        flat["chunks"] = prediction.get("chunks", 1)
-        return flat
+        return flat_prediction(prediction, self.label_names)
 
     def _write(self, record: InputRecord, prediction: dict[str, Any]) -> None:
         merged, renamed = merge_record(record.fields, self._flat(prediction), reserved=self.prediction_columns)

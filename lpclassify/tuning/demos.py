@@ -98,7 +98,8 @@ def variant_config(config: Config, prompts: Sequence[PromptTemplate], variant: V
     """``config`` with the variant's prompt, direction and demonstrations (and, for channel, its completions)."""
     out = replace(config, prompt=prompts[variant.prompt], examples=tuple(examples))
     if variant.direction == "channel":
-        labels = tuple(replace(label, completions=found) for label, found in zip(out.labels, channel_completions(out)))
+        named = channel_completions(out)
+        labels = tuple(replace(label, completions=found) for label, found in zip(out.labels, named, strict=True))
         out = as_channel(replace(out, labels=labels))
     if completions:
         out = replace(out, labels=tuple(replace(label, completions=completions.get(label.name, label.completions))

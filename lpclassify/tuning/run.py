@@ -15,30 +15,44 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import calibration
 from ..backends.base import Backend
-from ..calibration import fit_bias_temperature, label_indices
+from ..calibration import CalibrationState, batch_chunk_size, fit_bias_temperature
+from ..calibration.store import write_calibration_file
 from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
-from ..config.direction import CHANNEL_NORMALIZATIONS
-from ..config.dump import prompt_data
+from ..config.direction import CHANNEL_NORMALIZATIONS, CHANNEL_REFUSED_CALIBRATIONS
+from ..config.dump import config_yaml, prompt_data
 from ..config.schema import DIRECTIONS, PromptTemplate
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
-from ..inputs import Input
+from ..inputs import Input, input_words
+from ..labels import label_indices
+from ..records.files import atomic_output
 from .budget import Budget
 from .demos import Variant, available_shots, demo_pool, demonstrations, examples_of, variant_config
-from .search import CALIBRATIONS, OuterFold, PromptScores, Score, Search, Setting, nested_estimate, settings_for
+from .search import (
+    OuterFold,
+    PromptScores,
+    Score,
+    Search,
+    Setting,
+    label_free_methods,
+    nested_estimate,
+    settings_for,
+)
 from .verbalizers import candidate_config, candidates, label_options, styles
 
 DEFAULT_FOLDS = 5
-MIN_EXAMPLES = 10
 DEFAULT_SHOTS = (0, 1, 2)  # demonstrations per label the search tries
 MAX_SHOTS = 8
 DEFAULT_BUDGET = 300.0  # seconds: 64 examples and up to 10 labels on 2 cores
+MIN_EXAMPLES = 10
 Progress = Callable[[str, int, int], None]  # (phase, done, total): phase "prompt i/n" while scoring, "search"
 
 
@@ -59,6 +73,8 @@ class TuneResult:
     seconds: float
     bias: tuple[float, ...]
     temperature: float
+    methods: tuple[str, ...] = ()  # the calibration methods searched
+    domain_inputs: tuple[str, ...] | None = None  # the chosen domain calibration's inputs (from the examples)
     variants: tuple[Variant, ...] = ()  # what Setting.prompt indexes: direction, prompt, demonstrations
     skipped: tuple[str, ...] = ()  # variants not scored, and why (the budget, n_ctx)
     n_demo_pool: int = 0  # examples set aside as demonstrations (never scored)
@@ -67,12 +83,44 @@ class TuneResult:
     def variant(self) -> Variant:
         return self.variants[self.setting.prompt] if self.variants else Variant("direct", self.setting.prompt, 0)
 
+    def calibration_document(self) -> dict[str, Any] | None:
+        """The calibration file the chosen config needs (domain calibration: its inputs), or None."""
+        if self.domain_inputs is None:
+            return None
+        scoring = self.config.scoring
+        setting = {"normalize": scoring.normalize, "aggregate": scoring.aggregate}
+        return {"labels": list(self.config.label_names), **setting,
+                "domain": {"inputs": list(self.domain_inputs), **setting}}
+
+    def classifier(self, backend: Backend) -> Classifier:
+        """A classifier of the chosen config, with the domain inputs it chose if any (what the written files load)."""
+        clf = Classifier(self.config, backend)
+        if self.domain_inputs is not None:
+            clf.calibration_state.domain_inputs = self.domain_inputs
+        return clf
+
+    def write(self, path: str | Path, header: str) -> list[Path]:
+        """Write the chosen config (YAML, commented with ``header``) and, for domain calibration, its
+        calibration file next to it (``<name>.calibration.json``, which the config names); returns the paths."""
+        path = Path(path)
+        config, written = self.config, []
+        document = self.calibration_document()
+        if document is not None:
+            file = path.with_name(path.stem + ".calibration.json")
+            write_calibration_file(file, document)
+            config = replace(config, scoring=replace(config.scoring, calibration_file=file.name))
+            written.append(file)
+        with atomic_output(path) as stream:
+            stream.write(config_yaml(config, header))
+        return [path, *written]
+
     def as_dict(self) -> dict[str, Any]:
         def score(s: Score | None) -> dict[str, float] | None:
             return None if s is None else {"accuracy": s.accuracy, "log_loss": s.log_loss}
 
         return {
             "n_examples": self.n_examples, "folds": self.folds, "settings_searched": self.n_settings,
+            "methods_searched": list(self.methods), "fits_searched": [False, True],
             "seconds": self.seconds, "estimate": score(self.estimate),
             "estimate_protocol": f"nested {self.folds}-fold cross-validation: in each outer fold the whole search "
                                  "ran on the other folds and its winner was scored on this fold",
@@ -95,20 +143,29 @@ class TuneResult:
 
 
 def prompt_scores(config: Config, backend: Backend, prompt: PromptTemplate, per_label: tuple[tuple[str, ...], ...],
-                  texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> PromptScores:
-    """One model pass: every candidate of every label after ``prompt``, on ``texts`` and the reference texts
-    (none for channel scoring, whose calibrations need none)."""
+                  texts: Sequence[str], progress: Callable[[int, int], None] | None = None, *,
+                  domain: Sequence[str] | None = None) -> PromptScores:
+    """One model pass: every candidate of every label after ``prompt``, on ``texts`` and on the reference
+    texts every label-free method needs (``domain``: the domain inputs; default: drawn from ``texts``)."""
     clf = Classifier(candidate_config(config, prompt, per_label), backend)
     raw = score_texts(clf, texts, progress=progress)
+    if config.scoring.channel:  # its methods need no reference texts (see lpclassify.config.direction)
+        columns = tuple((slot.label, slot.completion) for slot in clf.scorer.slots)
+        return PromptScores(prompt, columns, raw.logprobs, raw.n_tokens, channel=True)
+    domain = tuple(domain if domain is not None else tuning_domain_inputs(texts))
+    state = CalibrationState(domain_inputs=domain)
+    content_free = tuple(config.scoring.content_free)
+    needed = tuple(dict.fromkeys(text for name in label_free_methods()
+                                 for text in calibration.get(name).reference_texts(content_free, "single", state)))
+    refs = clf.reference_scores(needed) if needed else None
+    references = {text: (refs.logprobs[i], refs.n_tokens[i]) for i, text in enumerate(needed)} if refs else {}
     columns = tuple((slot.label, slot.completion) for slot in clf.scorer.slots)
-    if config.scoring.channel:
-        empty = np.zeros((0, len(columns)))
-        return PromptScores(prompt, columns, raw.logprobs, raw.n_tokens, empty, empty.astype(np.int64),
-                            np.zeros(len(columns)), channel=True)
-    content_free = clf.reference_scores(config.scoring.content_free)
-    neutral = clf.neutral_scores()
-    return PromptScores(prompt, columns, raw.logprobs, raw.n_tokens, content_free.logprobs, content_free.n_tokens,
-                        neutral.logprobs[0])
+    return PromptScores(prompt, columns, raw.logprobs, raw.n_tokens, references, content_free, domain)
+
+
+def tuning_domain_inputs(texts: Sequence[Input]) -> list[str]:
+    """Domain calibration's random-word inputs, drawn from the (unlabelled) tuning texts."""
+    return calibration.domain_inputs([input_words(t) for t in texts])
 
 
 def _first(preferred: str, choices: Sequence[str]) -> list[str]:
@@ -128,10 +185,7 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
     texts = list(texts)
     if len(texts) != len(labels):
         raise InputError(f"tune needs one label per text (got {len(texts)} texts, {len(labels)} labels)")
-    try:
-        y_all = label_indices(labels, config.label_names)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    y_all = label_indices(labels, config.label_names)
     if len(texts) < MIN_EXAMPLES:
         raise InputError(f"tune needs at least {MIN_EXAMPLES} labelled examples (got {len(texts)})")
     if folds < 2 or folds > len(texts) // 2:
@@ -150,6 +204,7 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
     y = y_all[rows_scored]
     scored_texts = [texts[r] for r in rows_scored]
     names = [config.label_names[i] for i in y_all]
+    domain = tuning_domain_inputs(scored_texts)
     budget_plan = Budget(budget, started, [len(backend.tokenize(str(t), False)) for t in scored_texts])
     scores: list[PromptScores] = []
     variants: list[Variant] = []
@@ -168,15 +223,18 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         phase = f"{len(scores) + 1}: {variant.describe()}"
         report = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
         try:
-            scores.append(prompt_scores(base_v, backend, base_v.prompt, per_label, scored_texts, report))
+            scores.append(prompt_scores(base_v, backend, base_v.prompt, per_label, scored_texts, report,
+                                        domain=domain))
         except InputError as exc:  # demonstrations that leave no room for the text in n_ctx
             budget_plan.skipped.append(f"{variant.describe()}: {exc}")
             continue
         budget_plan.spent(variant, sum(len(c) for c in per_label))
         variants.append(variant)
         bases.append(base_v)
-    settings, options = variant_settings(config, bases, scores)
-    search = Search(scores, y, settings, options, folds=folds, seed=seed)
+    methods = _first(config.scoring.calibration, label_free_methods())
+    settings, options = variant_settings(config, bases, scores, methods)
+    search = Search(scores, y, settings, options, folds=folds, seed=seed,
+                    batch_chunk=batch_chunk_size(config.runtime.batch_size))
     total = search.steps_per_select() * (folds + 1)
     done = [0]
 
@@ -194,13 +252,15 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         bias, temperature = params.bias, params.temperature
     baseline = None
     base = config.scoring
-    if base.calibration in CALIBRATIONS and not any(label.bias for label in config.labels) and not config.examples:
+    if base.calibration in methods and not any(label.bias for label in config.labels) and \
+            (config.examples or not variants[0].shots) and variants[0] == Variant(config.scoring.direction, 0, 0):
         own = replace(settings[0], completions=tuple(label.completions for label in config.labels), fit=False)
         baseline = search.cv_score(own, rows)
     base_v = bases[chosen.prompt]
     return TuneResult(chosen_config(base_v, base_v.prompt, chosen, bias, temperature), chosen, estimate,
                       selection, baseline, outer, tuple(b.prompt for b in bases), len(y), folds, len(settings),
-                      time.perf_counter() - started, tuple(bias), float(temperature), tuple(variants),
+                      time.perf_counter() - started, tuple(bias), float(temperature), tuple(methods),
+                      tuple(domain) if chosen.calibration == "domain" else None, tuple(variants),
                       tuple(budget_plan.skipped), len(held))
 
 
@@ -209,29 +269,30 @@ def variant_order(n_prompts: int, counts: Sequence[int], directions: Sequence[st
     without demonstrations), then the first prompt with demonstrations, then turned round (channel
     passes cost several direct ones), then the other prompts so. A fixed order: what is scored never
     depends on scores."""
-    first = [Variant("direct", p, 0) for p in range(n_prompts) if "direct" in directions]
+    first = [Variant(directions[0], p, 0) for p in range(n_prompts)]
     rest = [Variant(d, p, k) for p in range(n_prompts) for d in directions for k in counts
             if Variant(d, p, k) not in first]
     return first + rest
 
 
-def variant_settings(config: Config, bases: Sequence[Config],
-                     scores: Sequence[PromptScores]) -> tuple[list[Setting], list[list[list[tuple[str, ...]]]]]:
+def variant_settings(config: Config, bases: Sequence[Config], scores: Sequence[PromptScores],
+                     methods: Sequence[str]) -> tuple[list[Setting], list[list[list[tuple[str, ...]]]]]:
     """Every setting of every scored variant (``Setting.prompt`` indexes the variants), and the per-label
-    verbalizer options of each. Channel scoring: normalize sum|mean, calibration none (with or without the
-    fitted bias, its label prior); see :mod:`lpclassify.config.direction`."""
+    verbalizer options of each. Channel scoring: normalize sum|mean, and only the methods that mean
+    something for P(input | label) (see :mod:`lpclassify.config.direction`)."""
     settings: list[Setting] = []
     options = []
     base = config.scoring
-    for i, (base_v, score) in enumerate(zip(bases, scores)):
+    for i, (base_v, score) in enumerate(zip(bases, scores, strict=True)):
         per_label = tuple(tuple(c for label, c in score.columns if label == j) for j in range(len(config.labels)))
         style_set = styles(base_v, per_label)
         if score.channel:
             found = settings_for(1, [style_set], _first(base.normalize, CHANNEL_NORMALIZATIONS),
-                                 _first(base.aggregate, AGGREGATIONS), ("none",))
+                                 _first(base.aggregate, AGGREGATIONS),
+                                 [m for m in methods if m not in CHANNEL_REFUSED_CALIBRATIONS])
         else:
             found = settings_for(1, [style_set], _first(base.normalize, NORMALIZATIONS),
-                                 _first(base.aggregate, AGGREGATIONS), _first(base.calibration, CALIBRATIONS))
+                                 _first(base.aggregate, AGGREGATIONS), methods)
         settings += [replace(setting, prompt=i) for setting in found]
         options.append(label_options(per_label, style_set))
     return settings, options

@@ -1,10 +1,12 @@
-"""The search itself, on scores already computed: pure numpy, no model.
+"""The search itself, on scores already computed: numpy through :func:`lpclassify.pipeline.run`, no model.
 
 A :class:`Setting` is one way to classify: a prompt, per-label completions, a normalization,
-an aggregation, a label-free calibration (``none``, ``contextual``, ``pmi``) and whether a
-per-label bias and temperature are fitted on the labelled examples. Every setting of one prompt
-reads the columns of the same :class:`PromptScores` (one model pass), so trying hundreds costs
-milliseconds each.
+an aggregation, a calibration method that needs no labels (every registered one: ``none``,
+``contextual``, ``domain``, ``batch``, ``pmi`` and any added with ``calibration.register``) and
+whether a per-label bias and temperature are fitted on the labelled examples. Every setting of
+one prompt reads the columns of the same :class:`PromptScores` (one model pass, plus the
+reference texts the methods need), so trying hundreds costs milliseconds each; the probabilities
+come from the same pipeline the chosen config will run.
 
 Honesty: :func:`select` picks the setting with the best k-fold cross-validated accuracy (ties:
 lower log-loss, then the earlier setting); the bias and temperature are fitted on the training
@@ -15,32 +17,42 @@ the winner on the outer held-out fold it never saw: that is the accuracy ``tune`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..calibration import apply_prior, fit_bias_temperature, mean_prior
+from .. import calibration, pipeline
+from ..calibration import BATCH_CHUNK, CalibrationState, fit_bias_temperature
 from ..config.schema import PromptTemplate
-from ..normalize import aggregate, normalize, safe_log, softmax
+from ..inputs import chunks
+from ..normalize import label_bias, safe_log
 
-CALIBRATIONS = ("none", "contextual", "pmi")
 # Cross-validation fits stop earlier than the final one: a ranking of settings needs less precision.
 CV_FIT = {"tol": 1e-6, "max_steps": 30}
 Progress = Callable[[int], None]  # called with the number of settings just evaluated
 
 
+def label_free_methods() -> tuple[str, ...]:
+    """Every registered calibration method that needs no labels at inference, in registration order."""
+    return tuple(name for name in calibration.method_names() if not calibration.get(name).needs_labels)
+
+
 @dataclass(frozen=True)
 class PromptScores:
-    """One prompt's model pass: every candidate's summed log-prob on the labelled texts and the references."""
+    """One prompt's model pass: every candidate's summed log-prob on the labelled texts and the references.
+
+    ``references`` maps each reference text the methods need (content-free inputs, PMI's neutral
+    text, domain inputs) to its ``(logprobs, n_tokens)`` over all columns.
+    """
 
     prompt: PromptTemplate
     columns: tuple[tuple[int, str], ...]  # (label index, completion) per column
     logprobs: np.ndarray  # (n_texts, n_columns)
     n_tokens: np.ndarray  # (n_texts, n_columns)
-    content_free: np.ndarray  # (n_content_free, n_columns) logprobs
-    content_free_tokens: np.ndarray  # (n_content_free, n_columns)
-    neutral: np.ndarray  # (n_columns,): logprobs after the template with an empty text (PMI)
+    references: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    content_free: tuple[str, ...] = ()
+    domain_inputs: tuple[str, ...] | None = None  # random in-domain word strings (domain calibration)
     channel: bool = False  # P(input | label): a label's completions are a mixture (log-mean-exp, not logsumexp)
 
     def column(self, label: int, completion: str) -> int:
@@ -59,6 +71,10 @@ class Setting:
     calibration: str
     fit: bool
 
+    def scoring(self) -> pipeline.Setting:
+        """The label-free part, as the pipeline's setting (the fitted bias and temperature come on top)."""
+        return pipeline.Setting(self.normalize, self.aggregate, self.calibration)
+
     def describe(self) -> str:
         fit = " + fitted bias/temperature" if self.fit else ""
         return (f"prompt {self.prompt}, verbalizer {self.verbalizer}, normalize {self.normalize}, "
@@ -74,25 +90,43 @@ class Score:
         return (round(self.accuracy, 12), -self.log_loss)
 
 
-def label_log_probs(scores: PromptScores, setting: Setting) -> np.ndarray:
-    """The setting's label-free log-probabilities of every text, ``(n_texts, n_labels)``."""
+def label_log_probs(scores: PromptScores, setting: Setting, *, batch_chunk: int = BATCH_CHUNK) -> np.ndarray:
+    """The setting's label-free log-probabilities of every text, ``(n_texts, n_labels)``, from the pipeline.
+
+    A method that calibrates over the batch sees the texts in chunks of ``batch_chunk``, in order,
+    as ``classify_many`` would hand them to it.
+    """
     cols = [scores.column(i, c) for i, found in enumerate(setting.completions) for c in found]
-    owners = [scores.columns[c][0] for c in cols]
-    n_labels = len(setting.completions)
+    columns = pipeline.Columns(tuple(scores.columns[c][0] for c in cols), len(setting.completions))
     chars = np.array([len(scores.columns[c][1].strip()) or 1 for c in cols])
 
-    def probs(logprobs: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
-        normalized = normalize(logprobs[:, cols], n_tokens[:, cols], chars, setting.normalize)
-        how = "logmeanexp" if scores.channel and setting.aggregate == "logsumexp" else setting.aggregate
-        return softmax(aggregate(normalized, owners, n_labels, how))
+    def reference(texts: Sequence[str]) -> pipeline.Arrays:
+        try:
+            rows = [scores.references[t] for t in texts]
+        except KeyError as exc:
+            raise ValueError(f"tune scored no reference text {exc.args[0]!r}") from None
+        return pipeline.Arrays(np.array([lp[cols] for lp, _ in rows]).reshape(len(rows), len(cols)),
+                               np.array([nt[cols] for _, nt in rows]).reshape(len(rows), len(cols)), chars)
 
-    logprobs = scores.logprobs
-    if setting.calibration == "pmi":
-        logprobs = logprobs - scores.neutral[None, :]
-    p = probs(logprobs, scores.n_tokens)
-    if setting.calibration == "contextual":
-        p = apply_prior(p, mean_prior(probs(scores.content_free, scores.content_free_tokens)))
-    return safe_log(p)
+    references = pipeline.References(scores=reference, content_free=scores.content_free,
+                                     state=lambda: CalibrationState(domain_inputs=scores.domain_inputs),
+                                     source="tune")
+    method = calibration.get(setting.calibration)
+    scoring = setting.scoring()
+    if scores.channel and scoring.aggregate == "logsumexp":  # as Scoring.label_aggregate
+        scoring = replace(scoring, aggregate="logmeanexp")
+    n = len(scores.logprobs)
+    parts = [range(n)] if not method.uses_batch else [range(c[0], c[-1] + 1) for c in chunks(range(n), batch_chunk)]
+    probs = [pipeline.run(pipeline.Arrays(scores.logprobs[part.start:part.stop, cols],
+                                          scores.n_tokens[part.start:part.stop, cols], chars),
+                          columns, scoring, references).probabilities for part in parts]
+    return safe_log(np.concatenate(probs) if probs else np.empty((0, columns.n_labels)))
+
+
+def apply_fit(log_probs: np.ndarray, bias: Sequence[float], temperature: float) -> np.ndarray:
+    """A fitted bias and temperature on label-free log-probabilities: the pipeline's last step, as the
+    written config computes it (:func:`~lpclassify.normalize.label_bias`)."""
+    return safe_log(label_bias(np.exp(log_probs), bias, temperature))
 
 
 def folds_of(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -115,7 +149,7 @@ def held_out_log_probs(log_probs: np.ndarray, y: np.ndarray, rows: np.ndarray, f
         test = folds == fold
         train = rows[~test]
         params = fit_bias_temperature(log_probs[train], y[train], **CV_FIT)
-        out[test] = np.log(np.clip(params.apply(log_probs[rows[test]]), 1e-300, None))
+        out[test] = apply_fit(log_probs[rows[test]], params.bias, params.temperature)
     return out
 
 
@@ -128,19 +162,21 @@ class Search:
     """Settings over some prompts' scores, with their label-free log-probabilities cached."""
 
     def __init__(self, scores: Sequence[PromptScores], y: np.ndarray, settings: Sequence[Setting],
-                 options: Sequence[Sequence[Sequence[tuple[str, ...]]]], *, folds: int = 5, seed: int = 0) -> None:
+                 options: Sequence[Sequence[Sequence[tuple[str, ...]]]], *, folds: int = 5, seed: int = 0,
+                 batch_chunk: int = BATCH_CHUNK) -> None:
         self.scores = list(scores)
         self.y = np.asarray(y, dtype=np.int64)
         self.settings = list(settings)
         self.options = options  # per prompt, per label: completion sets the refinement tries
         self.k = folds
         self.seed = seed
+        self.batch_chunk = batch_chunk
         self._cache: dict[tuple, np.ndarray] = {}
 
     def log_probs(self, setting: Setting) -> np.ndarray:
         key = (setting.prompt, setting.completions, setting.normalize, setting.aggregate, setting.calibration)
         if key not in self._cache:
-            self._cache[key] = label_log_probs(self.scores[setting.prompt], setting)
+            self._cache[key] = label_log_probs(self.scores[setting.prompt], setting, batch_chunk=self.batch_chunk)
         return self._cache[key]
 
     def cv_score(self, setting: Setting, rows: np.ndarray) -> Score:
@@ -180,7 +216,7 @@ class Search:
         if not setting.fit:
             return log_probs[test]
         params = fit_bias_temperature(log_probs[train], self.y[train])
-        return np.log(np.clip(params.apply(log_probs[test]), 1e-300, None))
+        return apply_fit(log_probs[test], params.bias, params.temperature)
 
 
 @dataclass(frozen=True)
@@ -211,25 +247,21 @@ def nested_estimate(search: Search, progress: Progress | None = None) -> tuple[S
 
 def settings_for(n_prompts: int, styles: Sequence[dict[str, tuple[tuple[str, ...], ...]]],
                  normalizations: Sequence[str], aggregations: Sequence[str],
-                 calibrations: Sequence[str] = CALIBRATIONS, fits: Sequence[bool] = (False, True)) -> list[Setting]:
+                 calibrations: Sequence[str] | None = None, fits: Sequence[bool] = (False, True)) -> list[Setting]:
     """Every combination that can differ, the first being the first prompt's first style.
 
-    Left out because they compute the same thing as a setting that is in: ``max`` where every label
-    has one completion (it equals ``logsumexp`` then); a fitted bias on top of ``contextual`` (dividing
-    by a prior adds ``-log prior`` to each label's log-probability, which the free per-label bias
-    absorbs: it is ``none`` + fit, up to the fit's small ridge penalty), and on top of ``pmi`` where
-    every label has one completion (subtracting a per-completion constant is then a per-label one).
+    ``calibrations`` defaults to every label-free method (:func:`label_free_methods`); each is tried
+    with and without a fitted bias and temperature. Left out because it computes the same thing as
+    a setting that is in: ``max`` where every label has one completion (it equals ``logsumexp`` then).
     """
+    methods = label_free_methods() if calibrations is None else tuple(calibrations)
     out = []
     for prompt in range(n_prompts):
         for style, completions in styles[prompt].items():
             several = any(len(c) > 1 for c in completions)
             for norm in normalizations:
                 for agg in (aggregations if several else aggregations[:1]):
-                    for calibration in calibrations:
+                    for method in methods:
                         for fit in fits:
-                            if fit and "none" in calibrations and (
-                                    calibration == "contextual" or (calibration == "pmi" and not several)):
-                                continue
-                            out.append(Setting(prompt, style, completions, norm, agg, calibration, fit))
+                            out.append(Setting(prompt, style, completions, norm, agg, method, fit))
     return out

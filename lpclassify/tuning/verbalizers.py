@@ -69,7 +69,8 @@ def candidates(config: Config) -> tuple[tuple[str, ...], ...]:
 
 def candidate_config(config: Config, prompt: PromptTemplate, per_label: tuple[tuple[str, ...], ...]) -> Config:
     """``config`` with ``prompt`` and every candidate as a completion, uncalibrated: the one model pass's label set."""
-    labels = tuple(replace(label, completions=found, bias=0.0) for label, found in zip(config.labels, per_label))
+    labels = tuple(replace(label, completions=found, bias=0.0)
+                   for label, found in zip(config.labels, per_label, strict=True))
     scoring = replace(config.scoring, calibration="none", calibration_file=None, temperature=1.0)
     return replace(config, prompt=prompt, labels=labels, scoring=scoring)
 
@@ -94,7 +95,8 @@ def styles(config: Config, per_label: tuple[tuple[str, ...], ...]) -> dict[str, 
         "name": [[" " + n] for n in name],
         "Name": [[" " + n[:1].upper() + n[1:]] for n in name],
         "config+listed": [[*label.completions, *config.search.alternatives(label.name)] for label in labels],
-        "description": [[" " + n, *(" " + w for w in _description_words(label))] for n, label in zip(name, labels)],
+        "description": [[" " + n, *(" " + w for w in _description_words(label))]
+                        for n, label in zip(name, labels, strict=True)],
         "all": [list(found) for found in per_label],
     }
     seen: set[tuple[tuple[str, ...], ...]] = set()
