@@ -2,9 +2,10 @@
 
     python benchmarks/channel.py --n 64 --repeats 2 --out benchmarks/reports/channel.md
 
-For each set the shipped config (direct) and the same config turned round
+For each set the shipped config (direct, all its completions) and the same config turned round
 (:func:`lpclassify.config.direction.as_channel`: the label's lead-in and ``{label}`` on the line
-before the input) classify the same first N rows on ONE loaded model, interleaved, each pass
+before the input), each label named by its first completion as ``tune``'s channel variants do
+(a channel pass costs about one direct pass per verbalization), classify the same first N rows on ONE loaded model, interleaved, each pass
 repeated and the fastest kept: seconds per text, tokens decoded and logit rows read per text,
 and the cost ratio channel / direct. Accuracy is uncalibrated for both (``calibration: none``),
 plus the shipped calibration for direct, on the same scores.
@@ -18,6 +19,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ def main() -> None:
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
     from lpclassify.config.direction import as_channel
+    from lpclassify.tuning.demos import channel_completions
     from lpclassify.models import resolve_model
 
     parser = argparse.ArgumentParser()
@@ -62,9 +65,9 @@ def main() -> None:
                             text=True).stdout.strip()
     lines = [f"# Channel vs direct scoring ({args.model}, N={args.n} per set, fastest of {args.repeats} "
              f"interleaved passes)", "", f"commit {commit}, {platform.node()}, {platform.processor() or '?'}", "",
-             "| set | direction | s/text | tokens decoded/text | logit rows/text | cost vs direct | "
+             "| set | direction | completions | s/text | tokens decoded/text | logit rows/text | cost vs direct | "
              "accuracy (none) | accuracy (shipped calibration) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     for name in args.sets:
         path, config_path, field = SETS[name]
@@ -73,7 +76,10 @@ def main() -> None:
         config = load_config(config_path)
         backend = shared_backend(resolve_model(args.model), n_ctx=config.runtime.n_ctx,
                                  batch_size=config.runtime.batch_size, threads=args.threads)
-        classifiers = {"direct": Classifier(config, backend), "channel": Classifier(as_channel(config), backend)}
+        named = channel_completions(config)  # one verbalization per label, as tune's channel variants
+        turned = as_channel(replace(config, labels=tuple(replace(label, completions=found)
+                                                          for label, found in zip(config.labels, named, strict=True))))
+        classifiers = {"direct": Classifier(config, backend), "channel": Classifier(turned, backend)}
         best = dict.fromkeys(classifiers, float("inf"))
         work: dict[str, dict[str, int]] = {}
         raws: dict[str, Any] = {}
@@ -88,7 +94,7 @@ def main() -> None:
                 probs = clf.probabilities(raw, method=method)
                 predicted = clf.classes_[probs.argmax(axis=1)]
                 accuracy.append(sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold))
-            line = (f"| {name} | {direction} | {best[direction] / len(texts):.4f} | "
+            line = (f"| {name} | {direction} | {len(clf.scorer.slots)} | {best[direction] / len(texts):.4f} | "
                     f"{work[direction]['tokens_decoded'] / len(texts):.1f} | "
                     f"{work[direction]['logit_rows'] / len(texts):.1f} | "
                     f"{best[direction] / best['direct']:.2f}x | {accuracy[0]:.3f} | "
