@@ -5,7 +5,8 @@
 For each set the shipped config (direct, all its completions) and the same config turned round
 (:func:`lpclassify.config.direction.as_channel`: the label's lead-in and ``{label}`` on the line
 before the input), each label named by its first completion as ``tune``'s channel variants do
-(a channel pass costs about one direct pass per verbalization), classify the same first N rows on ONE loaded model, interleaved, each pass
+(a channel pass costs about one direct pass per verbalization), classify the same first N rows
+on ONE loaded model, interleaved, each pass
 repeated and the fastest kept: seconds per text, tokens decoded and logit rows read per text,
 and the cost ratio channel / direct. Accuracy is uncalibrated for both (``calibration: none``),
 plus the shipped calibration for direct, on the same scores.
@@ -50,8 +51,8 @@ def main() -> None:
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
     from lpclassify.config.direction import as_channel
-    from lpclassify.tuning.demos import channel_completions
     from lpclassify.models import resolve_model
+    from lpclassify.tuning.demos import channel_completions
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", nargs="+", default=list(SETS))

@@ -143,7 +143,8 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
     out.write("\nlabels:\n" if not hidden else f"\nlabels: the {len(names)} most likely of "
               f"{len(names) + hidden} (--all shows every one)\n")
     if single:
-        score = f"log P(input | label) ({cfg['aggregate']})" if channel else f"score ({cfg['aggregate']})"
+        mixture = "log-mean-exp of its verbalizations" if cfg["aggregate"] == "logsumexp" else cfg["aggregate"]
+        score = f"log P(input | label) ({mixture})" if channel else f"score ({cfg['aggregate']})"
         header = ("label", score, "p before calibration", "p after calibration")
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
                  f"{report['probabilities'][name]:.4f}") for name in names]
