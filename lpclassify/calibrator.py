@@ -20,6 +20,7 @@ from .backends.base import ModelIdentity
 from .calibration.priors import Domain
 from .calibration.references import ReferenceCache
 from .calibration.store import write_calibration_file
+from .config.direction import check_channel_settings
 from .errors import ConfigError, InputError
 from .inputs import Input, input_words
 from .labels import label_indices
@@ -75,9 +76,12 @@ class Calibrator:
                 normalize: str | None = None) -> pipeline.Setting:
         """The config's :class:`~lpclassify.pipeline.Setting`, with this call's overrides."""
         scoring = self.config.scoring
+        if scoring.channel:  # P(input | label): some settings have no meaning (see config.direction)
+            check_channel_settings(method or scoring.calibration if calibrate else "none",
+                                   normalize or scoring.normalize, self.config.source)
         if not calibrate:
-            return pipeline.Setting(normalize or scoring.normalize, scoring.aggregate)
-        return pipeline.Setting(normalize or scoring.normalize, scoring.aggregate, method or scoring.calibration,
+            return pipeline.Setting(normalize or scoring.normalize, scoring.label_aggregate)
+        return pipeline.Setting(normalize or scoring.normalize, scoring.label_aggregate, method or scoring.calibration,
                                 self.config.biases, scoring.temperature)
 
     def references_for(self) -> pipeline.References:

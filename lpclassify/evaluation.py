@@ -38,6 +38,7 @@ import numpy as np
 
 from . import calibration, metrics
 from .config import NORMALIZATIONS
+from .config.direction import CHANNEL_NORMALIZATIONS, CHANNEL_REFUSED_CALIBRATIONS
 from .errors import InputError
 from .inputs import Input, chunks, input_words
 from .labels import label_indices
@@ -240,8 +241,11 @@ def compare(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, r
     raw, y = _prepare(clf, texts, labels, raw, label_order)
     names = clf.config.label_names
     rows = []
-    for normalize in normalizations:
+    channel = clf.config.scoring.channel  # some settings have no meaning for P(input | label): see config.direction
+    for normalize in (n for n in normalizations if not channel or n in CHANNEL_NORMALIZATIONS):
         for method in methods or calibration.method_names():
+            if channel and method in CHANNEL_REFUSED_CALIBRATIONS:
+                continue
             probs, note = method_probabilities(clf, raw, texts, y, method, normalize, use_own_fit=False)
             rows.append(_row(names, probs, y, method, normalize, note))
             if method == "fitted" and few_shot > 0 and 2 * few_shot <= len(y):

@@ -126,7 +126,7 @@ def explain(clf: Explainable, text: Input) -> Explanation:
     return Explanation(
         text=text,
         config={"name": config.name, "source": config.source, "mode": config.decision.mode,
-                "normalize": scoring.normalize, "aggregate": scoring.aggregate,
+                "direction": scoring.direction, "normalize": scoring.normalize, "aggregate": scoring.aggregate,
                 "calibration": scoring.calibration, "threshold": config.decision.threshold,
                 "thresholds": per_label if not single else None, "top_k": config.decision.top_k},
         model=model_info,

@@ -39,16 +39,21 @@ SLACK = 64  # characters  # joins the kept head and tail of a text cut in the mi
 class Fitter:
     """Cuts of one classifier's texts that fit its context. ``encode(text)`` renders and tokenizes."""
 
-    def __init__(self, encode: Encode, n_ctx: int) -> None:
+    def __init__(self, encode: Encode, n_ctx: int, *, max_candidate: int | None = None) -> None:
         self.encode = encode
         self.n_ctx = n_ctx
+        # Channel scoring: the text is in every candidate, which may take at most this many tokens.
+        self.max_candidate = max_candidate
         self._overhead: int | None = None
 
     @property
     def overhead(self) -> int:
         """Tokens of the template and longest completion around a one-character text."""
         if self._overhead is None:
-            self._overhead = self.encode(".").n_tokens - 1
+            probe = self.encode(".")
+            self._overhead = probe.n_tokens - 1
+            if self.max_candidate is not None:  # the room is what the longest candidate may still take
+                self.n_ctx = min(self.n_ctx, len(probe.prompt) + self.max_candidate)
             if self._overhead >= self.n_ctx:
                 raise InputError(f"the prompt template and completions alone take {self._overhead} tokens, which "
                                  f"leaves no room for the text in n_ctx={self.n_ctx}; raise runtime.n_ctx or "
@@ -56,6 +61,10 @@ class Fitter:
         return self._overhead
 
     def fits(self, encoded: EncodedText) -> bool:
+        if self.max_candidate is not None:
+            self.overhead  # noqa: B018 - sets the room a candidate leaves
+            if max(len(c.tokens) for c in encoded.candidates) > self.max_candidate:
+                return False
         return encoded.n_tokens <= self.n_ctx
 
     def truncate(self, text: str, side: str) -> tuple[EncodedText, str]:

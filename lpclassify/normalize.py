@@ -33,7 +33,8 @@ def normalize(logprobs: np.ndarray, n_tokens: np.ndarray, n_chars: np.ndarray, m
 
 
 def aggregate(scores: np.ndarray, owners: Sequence[int], n_labels: int, method: str) -> np.ndarray:
-    """Combine each label's completion scores: ``logsumexp`` (any verbalizer) or ``max`` (best one).
+    """Combine each label's completion scores: ``logsumexp`` (any verbalizer), ``max`` (best one) or
+    ``logmeanexp`` (their mean likelihood: channel scoring's mixture of verbalizations).
 
     ``owners[i]`` is the label index of completion ``i`` (-1: none); scores may have leading batch axes.
     """
@@ -46,6 +47,8 @@ def aggregate(scores: np.ndarray, owners: Sequence[int], n_labels: int, method: 
             out[..., label] = logsumexp(mine, axis=-1)
         elif method == "max":
             out[..., label] = mine.max(axis=-1)
+        elif method == "logmeanexp":
+            out[..., label] = logsumexp(mine, axis=-1) - np.log(mine.shape[-1])
         else:
             raise ValueError(f"unknown aggregation {method!r}")
     return out

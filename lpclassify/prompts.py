@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from .backends.base import ChatTemplate
 from .chat import render_chat
 from .config import Config, Label
+from .config.direction import verbalization
 from .config.templates import Field, parse_template
 from .errors import InputError, ModelError
 from .inputs import Input, encoding_problem
@@ -56,6 +57,13 @@ class Frame:
     def fill(self, values: Mapping[str, str]) -> Prompt:
         return Prompt(tuple(p if isinstance(p, Segment) else Segment(values[p.name]) for p in self.parts),
                       self.exact_end)
+
+    def split(self, values: Mapping[str, str], fields: Sequence[str]) -> tuple[Prompt, Prompt]:
+        """Channel scoring: the prompt filled from ``values``, cut where the first of ``fields`` starts,
+        and the rest up to the end of the last of them (what is scored); template text after it is dropped."""
+        holes = [i for i, part in enumerate(self.parts) if isinstance(part, Field) and part.name in fields]
+        filled = self.fill(values).segments
+        return (Prompt(filled[:holes[0]], self.exact_end), Prompt(filled[holes[0]:holes[-1] + 1]))
 
     def prefix(self) -> Prompt:
         """Everything before the first field: the same for every input (the engine keeps it decoded)."""
@@ -91,6 +99,7 @@ class Prompter:
                              "it cannot render a chat prompt; use an instruct/chat model, or write the prompt as a "
                              "plain template string")
         if config.decision.mode == "single":
+            # channel scoring: {label} stays a hole, filled with each label's verbalization in turn
             reserved = [{"labels": describe_labels(config.labels)}]
         else:
             reserved = [{"label": label.name, "description": label.description or label.name}
@@ -98,8 +107,12 @@ class Prompter:
         self.frames = tuple(self._frame(values, i, chat) for i, values in enumerate(reserved))
 
     def _answer(self, example_labels: Sequence[str], label: int) -> str:
-        """What follows an example: its label's first completion, or (multi-label) the first yes or no."""
+        """What follows an example: its label's first completion, or (multi-label) the first yes or no;
+        in channel scoring, what its ``{label}`` becomes."""
         config = self.config
+        if config.scoring.channel:
+            first = next(lab for lab in config.labels if lab.name == example_labels[0]).completions[0]
+            return verbalization(first)
         if config.decision.mode == "single":
             return next(lab for lab in config.labels if lab.name == example_labels[0]).completions[0]
         multi = config.decision.multi
@@ -111,6 +124,11 @@ class Prompter:
             assert isinstance(config.prompt, str)
             parts: list[Part] = []
             for example in config.examples:
+                if config.scoring.channel:  # the label first, then the example: as the input will be scored
+                    named = {**example.values, "label": self._answer(example.labels, 0)}
+                    parts += _parts(config.prompt, reserved, named)
+                    parts.append(Segment(config.example_separator, True))
+                    continue
                 parts += _parts(config.prompt, reserved, example.values)
                 parts += [Segment(self._answer(example.labels, label)), Segment(config.example_separator, True)]
             return Frame(_merge([*parts, *_parts(config.prompt, reserved)]))

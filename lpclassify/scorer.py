@@ -9,18 +9,22 @@ nothing of calibration or decisions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .backends.base import Backend
 from .config import Config
+from .config.direction import verbalization
 from .inputs import Input
 from .long_inputs import Fitter
 from .prompts import Prompter
 from .scores import CompletionScore, RawScores, completion_score, mean_score
 from .slots import completion_chars, make_slots
 from .tokenization import EncodedText, Prompt, encode_pairs, tokenize_prompt
+
+# The logit rows one decode may return when a backend does not say (LlamaCppBackend's max_outputs).
+CHANNEL_MAX_OUTPUTS = 128
 
 
 class Scorer:
@@ -34,10 +38,19 @@ class Scorer:
         self.prompter = Prompter(config, backend.chat_template() if config.chat else None, model=model)
         self._specials: dict[str, Mapping[str, int]] = {}
         field = self.prompter.fields[0]
-        self._fitter = Fitter(lambda text: self.encode({field: text}), backend.n_ctx)
-        # The part of every prompt before the input: the backend may decode it once and keep it.
+        self._fitter = self._make_fitter(lambda text: self.encode({field: text}))
+        # The part of every prompt before the input (channel: before the label): the backend may
+        # decode it once and keep it.
         self.prefix = tuple(tokenize_prompt(backend.tokenize, self.prompter.frames[0].prefix(), True, self.specials))
         self._lock = threading.Lock()
+
+    def _make_fitter(self, encode: Callable[[str], EncodedText]) -> Fitter:
+        if not self.config.scoring.channel:
+            return Fitter(encode, self.backend.n_ctx)
+        # Channel scoring reads a logit row for every token of the input, after each label: a
+        # decode returns at most ``max_outputs`` rows, so the input is cut to fit them too.
+        rows = getattr(self.backend, "max_outputs", CHANNEL_MAX_OUTPUTS)
+        return Fitter(encode, self.backend.n_ctx, max_candidate=rows - 1)
 
     def specials(self, text: str) -> Mapping[str, int]:
         """The special tokens in a piece of template text (asked of the backend once per piece)."""
@@ -51,9 +64,16 @@ class Scorer:
         return sorted({token for frame in self.prompter.frames for text in frame.template_text()
                        for token in self.specials(text)})
 
-    def pairs(self, values: Mapping[str, str]) -> list[tuple[Prompt, str]]:
-        """The (prompt, completion) pairs scored for an input's field values, one per candidate slot."""
+    def pairs(self, values: Mapping[str, str]) -> list[tuple[Prompt, str | Prompt]]:
+        """The (prompt, completion) pairs scored for an input's field values, one per candidate slot.
+
+        Channel scoring: per slot, the prompt up to the input with ``{label}`` set to the slot's
+        verbalization, and the input (its fields and the template text between them) as the completion.
+        """
         frames = self.prompter.frames
+        if self.config.scoring.channel:
+            return [frames[0].split({**values, "label": verbalization(slot.completion)}, self.prompter.fields)
+                    for slot in self.slots]
         if len(frames) == 1:
             prompt = frames[0].fill(values)
             return [(prompt, slot.completion) for slot in self.slots]
@@ -62,11 +82,14 @@ class Scorer:
 
     def prompts(self, value: Input) -> list[tuple[str, str]]:
         """The (prompt, completion) pairs scored for ``value``, as text."""
-        return [(str(prompt), completion) for prompt, completion in self.pairs(self.prompter.values(value))]
+        return [(str(prompt), str(completion)) for prompt, completion in self.pairs(self.prompter.values(value))]
 
     def display_pairs(self) -> list[tuple[str, str]]:
         """The prompts with their fields shown as ``{name}``, and the completions."""
         frames = self.prompter.frames
+        if self.config.scoring.channel:
+            shown = {name: "{" + name + "}" for name in self.prompter.fields}
+            return [(str(prompt), str(completion)) for prompt, completion in self.pairs(shown)]
         return [(frames[slot.label if len(frames) > 1 else 0].display(), slot.completion) for slot in self.slots]
 
     def encode(self, values: Mapping[str, str]) -> EncodedText:
@@ -82,8 +105,8 @@ class Scorer:
         values = self.prompter.values(value)
         field = self.prompter.field_to_shorten(values)
         text = values[field]
-        fitter = self._fitter if len(values) == 1 else Fitter(lambda piece: self.encode({**values, field: piece}),
-                                                              self.backend.n_ctx)
+        fitter = self._fitter if len(values) == 1 else self._make_fitter(
+            lambda piece: self.encode({**values, field: piece}))
         n_ctx = self.backend.n_ctx
         # A text of many more tokens than n_ctx: skip encoding it whole (once per candidate).
         if len(text) <= n_ctx or len(self.backend.tokenize(text, False)) <= n_ctx:

@@ -162,12 +162,14 @@ def encode_candidates(tokenize: Tokenize, prompt: str | Prompt, completions: Seq
     return encode_pairs(tokenize, [(prompt, completion) for completion in completions], specials)
 
 
-def encode_pairs(tokenize: Tokenize, pairs: Sequence[tuple[str | Prompt, str]],
+def encode_pairs(tokenize: Tokenize, pairs: Sequence[tuple[str | Prompt, str | Prompt]],
                  specials: Specials | None = None) -> EncodedText:
     """Like :func:`encode_candidates`, but every candidate may have a prompt of its own.
 
     Multi-label mode asks one question per label about the same text; encoded together,
     the text's tokens become the shared prompt and each label's question a trie branch.
+    Channel scoring's completion is the input itself (a :class:`Prompt` of segments, after a
+    prompt per label that names it).
     """
     contexts: dict[str | Prompt, list[int]] = {}
     joined: list[tuple[str, list[int], int]] = []
@@ -176,7 +178,12 @@ def encode_pairs(tokenize: Tokenize, pairs: Sequence[tuple[str | Prompt, str]],
         if core not in contexts:
             contexts[core] = tokenize_prompt(tokenize, core, True, specials)
         context = contexts[core]
-        whole = core.plus(trailing + completion) if isinstance(core, Prompt) else core + trailing + completion
+        if isinstance(completion, Prompt):
+            head = core if isinstance(core, Prompt) else Prompt((Segment(core, True),))
+            whole: str | Prompt = Prompt((*head.segments, Segment(trailing), *completion.segments), head.exact_end)
+            completion = str(completion)
+        else:
+            whole = core.plus(trailing + completion) if isinstance(core, Prompt) else core + trailing + completion
         full = tokenize_prompt(tokenize, whole, True, specials)
         boundary = common_prefix_length(context, full)
         if boundary >= len(full):

@@ -127,7 +127,8 @@ def test_multi_label_mode_defaults_and_unquoted_yes_no_keys(tmp_path: Path) -> N
 
 def test_multi_label_template_may_name_the_label_but_single_may_not() -> None:
     assert error_of(with_(prompt="Is {text} about {label}?")).endswith(
-        "prompt: unknown placeholder {label}: single-label mode fills {labels}; did you mean {labels}?")
+        "prompt: unknown placeholder {label}: single-label mode fills {labels}; did you mean {labels}? "
+        "(or set scoring.direction: channel, where {label} names the label before the input)")
     config = parse_config(with_(prompt="Is {text} about {label}?", decision={"mode": "multi"}))
     assert config.prompt == "Is {text} about {label}?"
 

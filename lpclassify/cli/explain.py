@@ -106,8 +106,12 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
     out.write(f"config:  {cfg['name']} ({cfg['source']}), {cfg['mode']}-label\n")
     if model:
         out.write(f"model:   {model.get('path')} ({model.get('architecture')})\n")
-    out.write(f"scoring: normalize={cfg['normalize']}  aggregate={cfg['aggregate']}  "
-              f"calibration={cfg['calibration']}\n")
+    channel = cfg.get("direction") == "channel"
+    out.write(f"scoring: direction={cfg.get('direction', 'direct')}  normalize={cfg['normalize']}  "
+              f"aggregate={cfg['aggregate']}  calibration={cfg['calibration']}\n")
+    if channel:
+        out.write("note:    channel scoring: a label's score is log P(input | label), the input's tokens scored "
+                  "after a prompt that names the label\n")
     if report["truncated"]:
         out.write("note:    the text was shortened to fit the context (runtime.n_ctx)\n")
     if report["chunks"] > 1:
@@ -121,7 +125,11 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
         for line in prompt.split("\n"):
             out.write(f"  | {line}\n")
 
-    out.write(f"\ncompletions: log-prob of each token after the prompt, sum, normalized ({cfg['normalize']})\n")
+    if channel:
+        out.write(f"\nthe input after each label's verbalization: log-prob of each of its tokens, sum, normalized "
+                  f"({cfg['normalize']})\n")
+    else:
+        out.write(f"\ncompletions: log-prob of each token after the prompt, sum, normalized ({cfg['normalize']})\n")
     rows = []
     wanted = set(names)
     for c in (c for c in report["completions"] if c["label"] in wanted):
@@ -129,12 +137,15 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
         tokens = "  ".join(f"{json.dumps(t['text'], ensure_ascii=False)} {_num(t['logprob'])}" for t in c["tokens"])
         rows.append((label, json.dumps(c["completion"], ensure_ascii=False), tokens, _num(c["logprob"]),
                      _num(c["normalized"])))
-    table(out, ("label", "completion", "tokens", "sum", "normalized"), rows, right=(3, 4))
+    table(out, ("label", "verbalization" if channel else "completion", "tokens", "sum", "normalized"), rows,
+          right=(3, 4))
 
     out.write("\nlabels:\n" if not hidden else f"\nlabels: the {len(names)} most likely of "
               f"{len(names) + hidden} (--all shows every one)\n")
     if single:
-        header = ("label", f"score ({cfg['aggregate']})", "p before calibration", "p after calibration")
+        mixture = "log-mean-exp of its verbalizations" if cfg["aggregate"] == "logsumexp" else cfg["aggregate"]
+        score = f"log P(input | label) ({mixture})" if channel else f"score ({cfg['aggregate']})"
+        header = ("label", score, "p before calibration", "p after calibration")
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
                  f"{report['probabilities'][name]:.4f}") for name in names]
         table(out, header, rows, right=(1, 2, 3))

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..records.files import atomic_output
 from ..records.writers import json_safe
 from ..runs import model_path
+from ..tuning.run import DEFAULT_BUDGET, DEFAULT_SHOTS, MAX_SHOTS
 from .common import EXIT_OK, Context, Subparsers, add_labelled_options, is_terminal, load_labelled, positive_int
 
 if TYPE_CHECKING:
@@ -41,7 +42,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="BEST.yaml", help="the chosen config to write")
     p.add_argument("--report", metavar="R.json", help="also write what was searched, chosen and estimated as JSON")
     p.add_argument("--folds", type=positive_int, default=5, metavar="K", help="cross-validation folds (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the fold assignment (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the fold assignment and the demonstrations "
+                   "(default 0)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+                   help=f"time for the search (default {DEFAULT_BUDGET:.0f}); prompt variants that would not fit are "
+                        "skipped, and the summary says which; 0: no limit")
+    p.add_argument("--max-shots", type=int, default=max(DEFAULT_SHOTS), metavar="K",
+                   help=f"most demonstrations per label to try (0 to {MAX_SHOTS}; default {max(DEFAULT_SHOTS)}); "
+                        "0: none")
     p.set_defaults(handler=run)
 
 
@@ -60,8 +68,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from dataclasses import replace
 
         config = replace(config, model=args.model)
+    if not 0 <= args.max_shots <= MAX_SHOTS:
+        raise InputError(f"--max-shots must be between 0 and {MAX_SHOTS}, got {args.max_shots}")
+    if args.budget < 0:
+        raise InputError(f"--budget must be a number of seconds >= 0 (0: no limit), got {args.budget:g}")
     result = tune(config, clf.backend, data.texts, y, folds=args.folds, seed=args.seed,
-                  progress=_progress(sys.stderr))
+                  progress=_progress(sys.stderr), shots=tuple(range(args.max_shots + 1)),
+                  budget=args.budget or None)
     header = describe(result, base=args.config, source=args.input, model=model_path(clf))
     try:  # the base config's comments are kept where they still apply
         base_text: str | None = Path(args.config).read_text(encoding="utf-8")
@@ -88,9 +101,11 @@ def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
     today = datetime.date.today().isoformat()
     lines = [
         f"Written by `lpclassify tune` on {today} from {base}, model {Path(str(model)).name if model else '?'}.",
-        f"Chosen among {result.n_settings} settings ({len(result.prompts)} prompt(s) x verbalizer sets x normalize x "
-        "aggregate x calibration x fitted bias/temperature, then per-label verbalizer refinement)",
-        f"by {result.folds}-fold cross-validation on {result.n_examples} labelled examples from {source}.",
+        f"Chosen among {result.n_settings} settings ({len(result.variants) or 1} prompt variant(s): direction x "
+        "prompt x demonstrations per label; x verbalizer sets x normalize x aggregate x calibration x fitted",
+        f"bias/temperature, then per-label verbalizer refinement) by {result.folds}-fold cross-validation on "
+        f"{result.n_examples} labelled examples from {source}",
+        f"(and {result.n_demo_pool} more set aside as demonstrations, never scored)." if result.n_demo_pool else ".",
         "",
         f"Estimated accuracy: {_pct(result.estimate.accuracy)} (nested {result.folds}-fold cross-validation: the whole "
         "search re-run without each fold,",
@@ -109,9 +124,11 @@ def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
 
 def chosen(result: TuneResult) -> str:
     """The chosen setting in words, the same in the written config and on the terminal (prompts from 1)."""
-    s = result.setting
-    return (f"prompt {s.prompt + 1} of {len(result.prompts)}, verbalizer '{s.verbalizer}', normalize {s.normalize}, "
-            f"aggregate {s.aggregate}, calibration {s.calibration}")
+    s, v = result.setting, result.variant
+    shots = (f", {v.shots} demonstration(s) per label (under examples:, round-robin by label)" if v.shots
+             else ", no demonstrations")
+    return (f"{v.direction} scoring, prompt {v.prompt + 1} of {len(result.prompts)}{shots}, verbalizer "
+            f"'{s.verbalizer}', normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}")
 
 
 def summary(result: TuneResult) -> str:
@@ -123,6 +140,8 @@ def summary(result: TuneResult) -> str:
     if result.baseline is not None:
         lines.append(f"base config as it was: {_pct(result.baseline.accuracy)} on the same examples")
     lines.append(f"chosen: {chosen(result)}" + (" + fitted bias/temperature" if s.fit else ""))
+    for skipped in result.skipped:
+        lines.append(f"  skipped {skipped}")
     if s.fit:
         names = [label.name for label in result.config.labels]
         lines.append(f"  temperature {result.temperature:.3f}, bias "

@@ -122,6 +122,10 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
     completion_width = max(len(json.dumps(slot.completion, ensure_ascii=False)) for slot in slots)
     warnings: list[str] = []
     first_tokens: dict[int, list[Slot]] = collections.defaultdict(list)
+    channel = config.scoring.channel  # every label scores the sample text itself: no completion warnings
+    if channel:
+        print("  channel scoring: each label's verbalization goes into the prompt, and the sample text's tokens "
+              "are what is scored after it")
     for slot, candidate in zip(slots, encoded.candidates, strict=True):
         boundary = candidate.tokens[: len(candidate.tokens) - candidate.n_scored]
         own = candidate.tokens[len(candidate.tokens) - candidate.n_scored:]
@@ -143,10 +147,10 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
                             "on a word boundary (or start the completions with a space)")
         print(f"    {shown:<{label_width}}  {quoted:<{completion_width}}  {marked}{tokens}"
               f"  ({len(own)} token{'s' if len(own) != 1 else ''})")
-        if len(own) > 3:
+        if len(own) > 3 and not channel:
             warnings.append(f"{shown}: completion {quoted} is {len(own)} tokens long; long completions collect "
                             "more negative log-prob (prefer a shorter word, or scoring.normalize: mean)")
-        if own:
+        if own and not channel:
             first_tokens[own[0]].append(slot)
     for token, owners in first_tokens.items():
         # Different labels (single-label mode), or yes and no of the same label (multi-label mode).

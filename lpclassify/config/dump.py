@@ -49,6 +49,8 @@ def config_mapping(config: Config) -> dict[str, Any]:
     out["labels"] = labels
     s = config.scoring
     scoring: dict[str, Any] = {"normalize": s.normalize, "aggregate": s.aggregate, "calibration": s.calibration}
+    if s.direction != "direct":
+        scoring["direction"] = s.direction
     if s.temperature != 1.0:
         scoring["temperature"] = round(float(s.temperature), 6)
     if s.content_free != DEFAULT_CONTENT_FREE:

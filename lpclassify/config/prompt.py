@@ -24,10 +24,10 @@ from .templates import template_fields
 CHAT_KEYS = ("system", "user")
 
 
-def parse_prompt(raw: Any, *, mode: str, source: str) -> str | tuple[Message, ...]:
+def parse_prompt(raw: Any, *, mode: str, source: str, channel: bool = False) -> str | tuple[Message, ...]:
     """A plain template (trailing newlines dropped) or chat messages, with their placeholders checked."""
     if isinstance(raw, str):
-        check_placeholders([raw], mode=mode, source=source, key="prompt")
+        check_placeholders([raw], mode=mode, source=source, key="prompt", channel=channel)
         # A YAML block scalar (``|``) ends with a newline the user rarely means: the completion
         # would then start on a new line. To end a prompt with a newline, start the completions with one.
         return raw.rstrip("\n")
@@ -57,7 +57,7 @@ def parse_prompt(raw: Any, *, mode: str, source: str) -> str | tuple[Message, ..
     else:
         raise ConfigError("expected a template string, a mapping {system, user} or a list of {role, content} "
                           "messages", source=source, key="prompt")
-    check_placeholders([m.content for m in messages], mode=mode, source=source, key="prompt")
+    check_placeholders([m.content for m in messages], mode=mode, source=source, key="prompt", channel=channel)
     return tuple(messages)
 
 
@@ -67,14 +67,21 @@ def _content(value: Any, source: str, key: str) -> str:
     return value.rstrip("\n")
 
 
-def check_placeholders(templates: Sequence[str], *, mode: str, source: str, key: str) -> None:
-    """Reserved placeholders only where they mean something; at least one input field."""
+def check_placeholders(templates: Sequence[str], *, mode: str, source: str, key: str, channel: bool = False) -> None:
+    """Reserved placeholders only where they mean something; at least one input field.
+
+    Channel scoring (single-label) fills ``{label}`` with each label's verbalization: see :mod:`.direction`.
+    """
     allowed = MULTI_PROMPT_PLACEHOLDERS if mode == "multi" else PROMPT_PLACEHOLDERS
+    if channel and mode == "single":
+        allowed = (*allowed, "label")
     names = template_fields(*templates)
     for name in names:
         if name in RESERVED_PLACEHOLDERS and name not in allowed:
             hint = difflib.get_close_matches(name, allowed, n=1)
             extra = f"; did you mean {{{hint[0]}}}?" if hint else ""
+            if name == "label" and mode == "single":
+                extra += " (or set scoring.direction: channel, where {label} names the label before the input)"
             raise ConfigError(f"unknown placeholder {{{name}}}: {mode}-label mode fills "
                               f"{', '.join('{' + a + '}' for a in allowed)}{extra}", source=source, key=key)
     if not any(name not in RESERVED_PLACEHOLDERS for name in names):

@@ -16,6 +16,9 @@ MODES = ("single", "multi")
 LONG_INPUT_POLICIES = ("truncate", "chunk")
 TRUNCATE_SIDES = ("head", "tail", "middle")
 EMPTY_TEXT_POLICIES = ("error", "abstain")
+# direct: P(label | input), the label's completion scored after the input. channel (Min et al. 2022):
+# P(input | label), the input scored after a prompt that names the label ({label}) before it.
+DIRECTIONS = ("direct", "channel")
 
 # Placeholders the config fills in; every other ``{name}`` is a field of the input record.
 PROMPT_PLACEHOLDERS = ("labels",)
@@ -73,6 +76,17 @@ class Scoring:
     content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
     calibration_file: str | None = None
     temperature: float = 1.0  # calibrated log-probabilities are divided by it before the label biases are added
+    direction: str = "direct"
+
+    @property
+    def channel(self) -> bool:
+        return self.direction == "channel"
+
+    @property
+    def label_aggregate(self) -> str:
+        """How a label's completion scores combine. Channel: a label's verbalizations are a uniform
+        mixture, p(x | label) = mean over them of p(x | verbalization), so ``logsumexp`` is a log-mean."""
+        return "logmeanexp" if self.channel and self.aggregate == "logsumexp" else self.aggregate
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ..calibration.registry import method_names
 from ..errors import ConfigError, ConfigErrors
+from .direction import check_direction
 from .labels_file import read_labels_file
 from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
@@ -26,6 +27,7 @@ from .schema import (
     DEFAULT_CONTENT_FREE,
     DEFAULT_EXAMPLE_SEPARATOR,
     DEFAULT_MULTI_PROMPT,
+    DIRECTIONS,
     EMPTY_TEXT_POLICIES,
     LONG_INPUT_POLICIES,
     MODES,
@@ -207,7 +209,7 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
         problems.add(top.error("missing; expected a template string (or chat messages)", "prompt"))
     else:
         prompt = attempt(lambda: parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode,
-                                              source=source), None)
+                                              source=source, channel=scoring.channel), None)
     runtime = attempt(lambda: _parse_runtime(top, source), Runtime())
     separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR) or DEFAULT_EXAMPLE_SEPARATOR
     model = top.str("model", "default") or ""
@@ -224,16 +226,19 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
                                               labels=probe.label_names, mode=decision.mode, source=source), ())
     search = attempt(lambda: parse_search(
         top.data.get("search"), source=source, label_names=[label.name for label in labels],
-        check_template=lambda template, key: search_template(template, decision.mode, source, key)), Search())
+        check_template=lambda template, key: search_template(template, decision.mode, source, key, scoring.channel)),
+        Search())
     problems.raise_any()
-    return Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
-                  scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
-                  examples=examples, example_separator=separator)
+    config = Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
+                    scoring=scoring, decision=decision, runtime=runtime, search=search, source=source,
+                    examples=examples, example_separator=separator)
+    check_direction(config)
+    return config
 
 
-def search_template(template: str, mode: str, source: str, key: str) -> str:
+def search_template(template: str, mode: str, source: str, key: str, channel: bool = False) -> str:
     """One of ``search.prompts``: a plain template, checked and trimmed as the config's own prompt is."""
-    check_placeholders([template], mode=mode, source=source, key=key)
+    check_placeholders([template], mode=mode, source=source, key=key, channel=channel)
     return template.rstrip("\n")
 
 
@@ -294,8 +299,8 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
-                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"),
-                     top.problems)
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
+                      "direction"), top.problems)
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
@@ -303,6 +308,7 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
+        direction=reader.choice("direction", DIRECTIONS, "direct"),
     )
 
 

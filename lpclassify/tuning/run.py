@@ -26,13 +26,16 @@ from ..calibration import CalibrationState, batch_chunk_size, fit_bias_temperatu
 from ..calibration.store import write_calibration_file
 from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
+from ..config.direction import CHANNEL_NORMALIZATIONS, CHANNEL_REFUSED_CALIBRATIONS
 from ..config.dump import config_yaml, prompt_data
-from ..config.schema import PromptTemplate
+from ..config.schema import DIRECTIONS, PromptTemplate
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
 from ..inputs import Input, input_words
 from ..labels import label_indices
 from ..records.files import atomic_output
+from .budget import Budget
+from .demos import Variant, available_shots, demo_pool, demonstrations, examples_of, variant_config
 from .search import (
     OuterFold,
     PromptScores,
@@ -46,6 +49,9 @@ from .search import (
 from .verbalizers import candidate_config, candidates, label_options, styles
 
 DEFAULT_FOLDS = 5
+DEFAULT_SHOTS = (0, 1, 2)  # demonstrations per label the search tries
+MAX_SHOTS = 8
+DEFAULT_BUDGET = 300.0  # seconds: 64 examples and up to 10 labels on 2 cores
 MIN_EXAMPLES = 10
 Progress = Callable[[str, int, int], None]  # (phase, done, total): phase "prompt i/n" while scoring, "search"
 
@@ -69,6 +75,13 @@ class TuneResult:
     temperature: float
     methods: tuple[str, ...] = ()  # the calibration methods searched
     domain_inputs: tuple[str, ...] | None = None  # the chosen domain calibration's inputs (from the examples)
+    variants: tuple[Variant, ...] = ()  # what Setting.prompt indexes: direction, prompt, demonstrations
+    skipped: tuple[str, ...] = ()  # variants not scored, and why (the budget, n_ctx)
+    n_demo_pool: int = 0  # examples set aside as demonstrations (never scored)
+
+    @property
+    def variant(self) -> Variant:
+        return self.variants[self.setting.prompt] if self.variants else Variant("direct", self.setting.prompt, 0)
 
     def calibration_document(self) -> dict[str, Any] | None:
         """The calibration file the chosen config needs (domain calibration: its inputs), or None."""
@@ -113,7 +126,12 @@ class TuneResult:
             "estimate_protocol": f"nested {self.folds}-fold cross-validation: in each outer fold the whole search "
                                  "ran on the other folds and its winner was scored on this fold",
             "selection_cv": score(self.selection), "baseline": score(self.baseline),
-            "chosen": {"prompt_index": self.setting.prompt, "prompt": prompt_data(self.prompts[self.setting.prompt]),
+            "variants": [v.describe() for v in self.variants], "skipped": list(self.skipped),
+            "demonstration_pool": self.n_demo_pool,
+            "chosen": {"variant": self.variant.describe(), "direction": self.variant.direction,
+                       "demonstrations_per_label": self.variant.shots,
+                       "demonstrations": [{**e.values, "label": e.labels[0]} for e in self.config.examples],
+                       "prompt_index": self.variant.prompt, "prompt": prompt_data(self.prompts[self.setting.prompt]),
                        "verbalizer": self.setting.verbalizer,
                        "completions": {label.name: list(label.completions) for label in self.config.labels},
                        "normalize": self.setting.normalize, "aggregate": self.setting.aggregate,
@@ -132,6 +150,9 @@ def prompt_scores(config: Config, backend: Backend, prompt: PromptTemplate, per_
     texts every label-free method needs (``domain``: the domain inputs; default: drawn from ``texts``)."""
     clf = Classifier(candidate_config(config, prompt, per_label), backend)
     raw = score_texts(clf, texts, progress=progress)
+    if config.scoring.channel:  # its methods need no reference texts (see lpclassify.config.direction)
+        columns = tuple((slot.label, slot.completion) for slot in clf.scorer.slots)
+        return PromptScores(prompt, columns, raw.logprobs, raw.n_tokens, channel=True)
     domain = tuple(domain if domain is not None else tuning_domain_inputs(texts))
     state = CalibrationState(domain_inputs=domain)
     content_free = tuple(config.scoring.content_free)
@@ -152,9 +173,12 @@ def _first(preferred: str, choices: Sequence[str]) -> list[str]:
     return [preferred, *(c for c in choices if c != preferred)] if preferred in choices else list(choices)
 
 
-def tune(config: Config, backend: Backend, texts: Sequence[str], labels: Sequence[Any], *,
-         folds: int = DEFAULT_FOLDS, seed: int = 0, progress: Progress | None = None) -> TuneResult:
-    """Choose a prompt, verbalizers, normalization, aggregation and calibration for ``config`` (see the module)."""
+def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Sequence[Any], *,
+         folds: int = DEFAULT_FOLDS, seed: int = 0, progress: Progress | None = None,
+         shots: Sequence[int] = DEFAULT_SHOTS, directions: Sequence[str] = DIRECTIONS,
+         budget: float | None = DEFAULT_BUDGET) -> TuneResult:
+    """Choose direction, demonstrations, prompt, verbalizers, normalization, aggregation and calibration for
+    ``config`` (see the module and :mod:`.demos`) within ``budget`` seconds (None: no limit)."""
     started = time.perf_counter()
     if config.decision.mode != "single":
         raise ConfigError("tune chooses among single-label settings (decision.mode: single)", source=config.source,
@@ -162,27 +186,54 @@ def tune(config: Config, backend: Backend, texts: Sequence[str], labels: Sequenc
     texts = list(texts)
     if len(texts) != len(labels):
         raise InputError(f"tune needs one label per text (got {len(texts)} texts, {len(labels)} labels)")
-    y = label_indices(labels, config.label_names)
+    y_all = label_indices(labels, config.label_names)
     if len(texts) < MIN_EXAMPLES:
         raise InputError(f"tune needs at least {MIN_EXAMPLES} labelled examples (got {len(texts)})")
     if folds < 2 or folds > len(texts) // 2:
         raise InputError(f"--folds must be between 2 and half the examples ({len(texts) // 2}), got {folds}")
-    if len(set(y.tolist())) < 2:
+    if len(set(y_all.tolist())) < 2:
         raise InputError("the labelled examples must cover at least two labels")
+    if config.chat or config.scoring.channel:
+        directions = [config.scoring.direction]  # a chat prompt cannot be turned round; a channel one already is
     prompts = (config.prompt, *(p for p in config.search.prompts if p != config.prompt))
-    per_label = candidates(config)
-    domain = tuning_domain_inputs(texts)
-    scores = []
-    for i, prompt in enumerate(prompts):
-        phase = f"prompt {i + 1}/{len(prompts)}"
+    if config.examples:  # the config's own demonstrations stay; tune does not replace them
+        shots = (0,)
+    pool = demo_pool(y_all, len(config.labels), max(shots, default=0), seed)
+    counts = available_shots(pool, shots or (0,))
+    held = set(demonstrations(pool, max(counts)))  # the pool is never scored: see .demos
+    rows_scored = np.array([r for r in range(len(texts)) if r not in held], dtype=np.int64)
+    y = y_all[rows_scored]
+    scored_texts = [texts[r] for r in rows_scored]
+    names = [config.label_names[i] for i in y_all]
+    domain = tuning_domain_inputs(scored_texts)
+    budget_plan = Budget(budget, started, [len(backend.tokenize(str(t), False)) for t in scored_texts])
+    scores: list[PromptScores] = []
+    variants: list[Variant] = []
+    bases: list[Config] = []
+    for variant in variant_order(len(prompts), counts, directions):
+        examples = examples_of(config, texts, names, demonstrations(pool, variant.shots)) or config.examples
+        try:
+            base_v = variant_config(config, prompts, variant, examples)
+        except ConfigError as exc:
+            budget_plan.skipped.append(f"{variant.describe()}: {exc}")
+            continue
+        per_label = candidates(config) if variant.direction == "direct" else tuple(
+            label.completions for label in base_v.labels)
+        if not budget_plan.allows(variant, sum(len(c) for c in per_label)):
+            continue
+        phase = f"{len(scores) + 1}: {variant.describe()}"
         report = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
-        scores.append(prompt_scores(config, backend, prompt, per_label, texts, report, domain=domain))
-    style_sets = [styles(config, per_label) for _ in prompts]
-    base = config.scoring
-    methods = _first(base.calibration, label_free_methods())
-    settings = settings_for(len(prompts), style_sets, _first(base.normalize, NORMALIZATIONS),
-                            _first(base.aggregate, AGGREGATIONS), methods)
-    options = [label_options(per_label, s) for s in style_sets]
+        try:
+            scores.append(prompt_scores(base_v, backend, base_v.prompt, per_label, scored_texts, report,
+                                        domain=domain))
+        except InputError as exc:  # demonstrations that leave no room for the text in n_ctx
+            budget_plan.skipped.append(f"{variant.describe()}: {exc}")
+            continue
+        budget_plan.spent(variant, sum(len(c) for c in per_label))
+        variants.append(variant)
+        bases.append(base_v)
+    methods = _first(config.scoring.calibration, label_free_methods())
+    settings, options = variant_settings(config, bases, scores, methods)
     search = Search(scores, y, settings, options, folds=folds, seed=seed,
                     batch_chunk=batch_chunk_size(config.runtime.batch_size))
     total = search.steps_per_select() * (folds + 1)
@@ -201,13 +252,51 @@ def tune(config: Config, backend: Backend, texts: Sequence[str], labels: Sequenc
         params = fit_bias_temperature(search.log_probs(chosen), y)
         bias, temperature = params.bias, params.temperature
     baseline = None
-    if base.calibration in methods and not any(label.bias for label in config.labels):
+    base = config.scoring
+    if base.calibration in methods and not any(label.bias for label in config.labels) and \
+            (config.examples or not variants[0].shots) and variants[0] == Variant(config.scoring.direction, 0, 0):
         own = replace(settings[0], completions=tuple(label.completions for label in config.labels), fit=False)
         baseline = search.cv_score(own, rows)
-    return TuneResult(chosen_config(config, prompts[chosen.prompt], chosen, bias, temperature), chosen, estimate,
-                      selection, baseline, outer, prompts, len(y), folds, len(settings),
+    base_v = bases[chosen.prompt]
+    return TuneResult(chosen_config(base_v, base_v.prompt, chosen, bias, temperature), chosen, estimate,
+                      selection, baseline, outer, tuple(b.prompt for b in bases), len(y), folds, len(settings),
                       time.perf_counter() - started, tuple(bias), float(temperature), tuple(methods),
-                      tuple(domain) if chosen.calibration == "domain" else None)
+                      tuple(domain) if chosen.calibration == "domain" else None, tuple(variants),
+                      tuple(budget_plan.skipped), len(held))
+
+
+def variant_order(n_prompts: int, counts: Sequence[int], directions: Sequence[str]) -> list[Variant]:
+    """What is scored, in this order (the budget skips from the end): every prompt as it is (the search
+    without demonstrations), then the first prompt with demonstrations, then turned round (channel
+    passes cost several direct ones), then the other prompts so. A fixed order: what is scored never
+    depends on scores."""
+    first = [Variant(directions[0], p, 0) for p in range(n_prompts)]
+    rest = [Variant(d, p, k) for p in range(n_prompts) for d in directions for k in counts
+            if Variant(d, p, k) not in first]
+    return first + rest
+
+
+def variant_settings(config: Config, bases: Sequence[Config], scores: Sequence[PromptScores],
+                     methods: Sequence[str]) -> tuple[list[Setting], list[list[list[tuple[str, ...]]]]]:
+    """Every setting of every scored variant (``Setting.prompt`` indexes the variants), and the per-label
+    verbalizer options of each. Channel scoring: normalize sum|mean, and only the methods that mean
+    something for P(input | label) (see :mod:`lpclassify.config.direction`)."""
+    settings: list[Setting] = []
+    options = []
+    base = config.scoring
+    for i, (base_v, score) in enumerate(zip(bases, scores, strict=True)):
+        per_label = tuple(tuple(c for label, c in score.columns if label == j) for j in range(len(config.labels)))
+        style_set = styles(base_v, per_label)
+        if score.channel:
+            found = settings_for(1, [style_set], _first(base.normalize, CHANNEL_NORMALIZATIONS),
+                                 _first(base.aggregate, AGGREGATIONS),
+                                 [m for m in methods if m not in CHANNEL_REFUSED_CALIBRATIONS])
+        else:
+            found = settings_for(1, [style_set], _first(base.normalize, NORMALIZATIONS),
+                                 _first(base.aggregate, AGGREGATIONS), methods)
+        settings += [replace(setting, prompt=i) for setting in found]
+        options.append(label_options(per_label, style_set))
+    return settings, options
 
 
 def chosen_config(config: Config, prompt: PromptTemplate, setting: Setting, bias: Sequence[float],

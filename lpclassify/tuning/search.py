@@ -53,6 +53,7 @@ class PromptScores:
     references: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     content_free: tuple[str, ...] = ()
     domain_inputs: tuple[str, ...] | None = None  # random in-domain word strings (domain calibration)
+    channel: bool = False  # P(input | label): a label's completions are a mixture (log-mean-exp, not logsumexp)
 
     def column(self, label: int, completion: str) -> int:
         return self.columns.index((label, completion))
@@ -111,11 +112,14 @@ def label_log_probs(scores: PromptScores, setting: Setting, *, batch_chunk: int 
                                      state=lambda: CalibrationState(domain_inputs=scores.domain_inputs),
                                      source="tune")
     method = calibration.get(setting.calibration)
+    scoring = setting.scoring()
+    if scores.channel and scoring.aggregate == "logsumexp":  # as Scoring.label_aggregate
+        scoring = replace(scoring, aggregate="logmeanexp")
     n = len(scores.logprobs)
     parts = [range(n)] if not method.uses_batch else [range(c[0], c[-1] + 1) for c in chunks(range(n), batch_chunk)]
     probs = [pipeline.run(pipeline.Arrays(scores.logprobs[part.start:part.stop, cols],
                                           scores.n_tokens[part.start:part.stop, cols], chars),
-                          columns, setting.scoring(), references).probabilities for part in parts]
+                          columns, scoring, references).probabilities for part in parts]
     return safe_log(np.concatenate(probs) if probs else np.empty((0, columns.n_labels)))
 
 
