@@ -1,0 +1,169 @@
+"""Can a new user trust the shipped configs out of the box? Every config on its own test set.
+
+    python benchmarks/trust.py                                   # -> benchmarks/reports/trust.json + .md
+    python benchmarks/trust.py --configs-from main --json benchmarks/reports/trust-before.json
+    python benchmarks/trust.py --split dev --json /tmp/trust-dev.json   # while choosing settings
+
+Each shipped config (configs/<name>.yaml) is run as a user would run it (its own model, calibration,
+thresholds, demonstrations: ``Classifier.classify_many``) on benchmarks/data/<name>/test.jsonl, a set
+written for this project and never used to choose settings (the dev.jsonl beside it is). Reported
+per config: accuracy on the rows marked ``"obvious": true`` and on the whole set (an abstention
+counts as wrong). Multi-label configs: exact-set accuracy (the predicted set equals the true set),
+micro-F1 over (text, label) decisions, and each label's false-positive rate on the texts whose true
+tags do not include it. One model is loaded per model file and shared by the configs that use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CONFIGS = ("sentiment", "sentiment_chat", "spam", "topic", "support_tags", "support_intents", "entailment")
+META = ("label", "obvious")  # JSONL keys that are not input fields
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def model_input(row: dict[str, Any], fields: tuple[str, ...]) -> Any:
+    """The text for a one-field prompt, else the record of the fields the prompt names."""
+    if fields == ("text",):
+        return row["text"]
+    return {name: row[name] for name in fields}
+
+
+def rate(hits: int, total: int) -> float | None:
+    return round(hits / total, 4) if total else None
+
+
+def single_metrics(rows: list[dict[str, Any]], predictions: list[Any]) -> dict[str, Any]:
+    right = [p.label == r["label"] for r, p in zip(rows, predictions, strict=True)]
+    obvious = [ok for ok, r in zip(right, rows, strict=True) if r.get("obvious")]
+    return {"n": len(rows), "n_obvious": len(obvious), "obvious_accuracy": rate(sum(obvious), len(obvious)),
+            "accuracy": rate(sum(right), len(right)), "abstained": sum(p.abstained for p in predictions)}
+
+
+def multi_metrics(rows: list[dict[str, Any]], predictions: list[Any], names: tuple[str, ...]) -> dict[str, Any]:
+    truth = [set(r["label"]) for r in rows]
+    chosen = [set(p.labels) for p in predictions]
+    exact = [t == c for t, c in zip(truth, chosen, strict=True)]
+    obvious = [ok for ok, r in zip(exact, rows, strict=True) if r.get("obvious")]
+    tp = sum(len(t & c) for t, c in zip(truth, chosen, strict=True))
+    fp = sum(len(c - t) for t, c in zip(truth, chosen, strict=True))
+    fn = sum(len(t - c) for t, c in zip(truth, chosen, strict=True))
+    fpr = {}
+    for name in names:
+        negatives = [c for t, c in zip(truth, chosen, strict=True) if name not in t]
+        fpr[name] = rate(sum(name in c for c in negatives), len(negatives))
+    return {"n": len(rows), "n_obvious": len(obvious), "obvious_accuracy": rate(sum(obvious), len(obvious)),
+            "accuracy": rate(sum(exact), len(exact)), "exact_set_accuracy": rate(sum(exact), len(exact)),
+            "micro_f1": round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else None,
+            "false_positive_rate": fpr, "max_false_positive_rate": max(v for v in fpr.values() if v is not None)}
+
+
+def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
+                    threads: int | None) -> dict[str, Any]:
+    from lpclassify import Classifier
+    from lpclassify.backends.shared import shared_backend
+    from lpclassify.config import load_config
+    from lpclassify.models import resolve_model
+
+    config = load_config(config_dir / f"{name}.yaml")
+    rows = read_rows(ROOT / "benchmarks" / "data" / name / f"{split}.jsonl")
+    path = resolve_model(model or config.model)
+    rt = config.runtime
+    backend = shared_backend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=threads or rt.threads)
+    clf = Classifier(config, backend)
+    started = time.perf_counter()
+    predictions = clf.classify_many([model_input(r, config.fields) for r in rows])
+    seconds = time.perf_counter() - started
+    multi = config.decision.mode == "multi"
+    result = multi_metrics(rows, predictions, config.label_names) if multi else single_metrics(rows, predictions)
+    result.update(mode=config.decision.mode, model=Path(path).name, calibration=config.scoring.calibration,
+                  n_examples=len(config.examples), seconds=round(seconds, 1))
+    result["predictions"] = [
+        {"input": model_input(r, config.fields), "label": r["label"], "obvious": bool(r.get("obvious")),
+         "predicted": sorted(p.labels) if multi else p.label,
+         "right": (set(p.labels) == set(r["label"])) if multi else p.label == r["label"],
+         "probabilities": {k: round(v, 3) for k, v in sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:5]}}
+        for r, p in zip(rows, predictions, strict=True)]
+    return result
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines = [f"# Shipped configs on their {document['split']} sets", "",
+             f"`{document['command']}` at commit `{document['commit']}` (configs from `{document['configs_from']}`), "
+             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs.", "",
+             "| config | model | n (obvious) | obvious right | all right | abstained | notes |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in document["configs"].items():
+        notes = []
+        if r["mode"] == "multi":
+            fpr = ", ".join(f"{k} {pct(v)}" for k, v in r["false_positive_rate"].items())
+            notes.append(f"exact-set {pct(r['exact_set_accuracy'])}, micro-F1 {r['micro_f1']:.3f}; "
+                         f"false-positive rate per label: {fpr}")
+        notes.append(f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
+        lines.append(f"| {name} | {r['model']} | {r['n']} ({r['n_obvious']}) | {pct(r['obvious_accuracy'])} | "
+                     f"{pct(r['accuracy'])} | {r.get('abstained', '-')} | {'; '.join(notes)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument("--split", default="test", choices=("test", "dev"))
+    parser.add_argument("--configs-from", metavar="REV", help="evaluate configs/ as of this git revision")
+    parser.add_argument("--model", help="override every config's model (default: each config's own)")
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config_dir = ROOT / "configs"
+        if args.configs_from:  # the configs of another revision, labels files included
+            config_dir = Path(tmp)
+            for entry in git("ls-tree", "--name-only", args.configs_from, "configs/").splitlines():
+                (config_dir / Path(entry).name).write_text(git("show", f"{args.configs_from}:{entry}") + "\n")
+        results = {}
+        for name in args.configs:
+            results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads)
+            r = results[name]
+            print(f"{name}: obvious {pct(r['obvious_accuracy'])}, all {pct(r['accuracy'])} "
+                  f"({r['n']} texts, {r['seconds']} s)", flush=True)
+    document = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1],
+                                                  *sys.argv[1:]]),
+                "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
+                "configs_from": args.configs_from or "working tree", "split": args.split, "machine": machine(),
+                "configs": results}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.json.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
+    print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
