@@ -68,6 +68,23 @@ class Classifier:
                                       n_gpu_layers=rt.n_gpu_layers, verbose=verbose)
         return cls(config, backend)
 
+    @classmethod
+    def from_labels(cls, labels: Sequence[str] | Mapping[str, Any], prompt: str | None = None,
+                    model: str | None = None, *, multi_label: bool = False, backend: Backend | None = None,
+                    download: bool = False, verbose: bool = False, **settings: Any) -> Classifier:
+        """A classifier for a label set, without a config file (Hugging Face's ``candidate_labels``).
+
+        ``labels``: label names (each label's completion is ``" " + name``) or a config's ``labels``
+        mapping. ``prompt`` defaults to :data:`~lpclassify.labelsets.DEFAULT_LABELS_PROMPT`, which
+        lists the labels (or :data:`~lpclassify.config.DEFAULT_MULTI_PROMPT` with ``multi_label``).
+        ``settings`` are further config sections (``scoring``, ``decision``, ``runtime``, ``name``...),
+        merged over the defaults (contextual calibration). See :mod:`lpclassify.labelsets`.
+        """
+        from .labelsets import labels_config
+
+        config = labels_config(labels, prompt, model, multi_label=multi_label, **settings)
+        return cls.from_config(config, model, backend=backend, download=download, verbose=verbose)
+
     @property
     def config(self) -> Config:
         """The config in use (``fit``/``fit_domain`` switch its ``scoring.calibration``)."""
@@ -193,10 +210,7 @@ class Classifier:
 
     def iter_classify(self, texts: Iterable[Input], *, chunk_size: int | None = None) -> Iterator[Prediction]:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
-        size = chunk_size or max(1, self.config.runtime.batch_size) * 4
-        if chunk_size is None and self.config.scoring.calibration == "batch":
-            # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
-            size = max(size, BATCH_CHUNK)
+        size = chunk_size or self.chunk_size()
         chunk: list[Input] = []
         for text in texts:
             chunk.append(text)
@@ -205,6 +219,14 @@ class Classifier:
                 chunk = []
         if chunk:
             yield from self._classify_chunk(chunk)
+
+    def chunk_size(self) -> int:
+        """Texts per model call in :meth:`classify_many` (batch calibration averages over such a chunk)."""
+        size = max(1, self.config.runtime.batch_size) * 4
+        if self.config.scoring.calibration == "batch":
+            # batch calibration divides by the chunk's mean: it needs a chunk worth averaging
+            size = max(size, BATCH_CHUNK)
+        return size
 
     def _classify_chunk(self, texts: Sequence[Input]) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(texts)
