@@ -1,7 +1,7 @@
 """``lpclassify serve`` as users run it: a real server process on a free port, a real model
 (SmolLM2-135M), called with a real HTTP client (httpx).
 
-Covers both API shapes, record fields, top_k, the label-set cache, responses equal to
+Covers both API shapes, record fields (a premise/hypothesis config), top_k, the label-set cache, responses equal to
 ``classify_many`` bit for bit, 32 concurrent clients sharing batches, overload (429), every bad
 input (its 4xx, then /health still answers), timeouts (504), the API key, and SIGTERM draining.
 """
@@ -58,7 +58,7 @@ def free_port() -> int:
 def start_server(*options: str) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LPC_TEST_KEY": KEY}
-    command = [sys.executable, "-m", "lpclassify", "serve", "--model", str(model_path("smollm2")), "--threads", "2",
+    command = [sys.executable, "-m", "lpclassify", "serve", "--model", str(model_path("smollm2")), "--threads", "1",
                "--port", str(port), *options]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -85,10 +85,31 @@ def stop(server: Server) -> tuple[int, str]:
     return server.process.returncode, server.process.stderr.read().decode()
 
 
+PAIRS_CONFIG = """\
+name: pairs
+prompt: |
+  Premise: {premise}
+  Hypothesis: {hypothesis}
+  Question: does the premise imply the hypothesis? Answer:
+labels:
+  entailment: {completions: [" yes"]}
+  not_entailment: {completions: [" no"]}
+scoring: {calibration: contextual}
+"""
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def pairs_config(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A record config like the shipped entailment.yaml, without its few-shot examples (cheaper)."""
+    path = tmp_path_factory.mktemp("configs") / "pairs.yaml"
+    path.write_text(PAIRS_CONFIG, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def server(pairs_config: str) -> Iterator[Server]:
     """Three configs, an API key, a small body and input limit."""
-    s = start_server("-c", "sentiment", "-c", "entailment", "-c", "topic", "--api-key-env", "LPC_TEST_KEY",
+    s = start_server("-c", "sentiment", "-c", pairs_config, "-c", "topic", "--api-key-env", "LPC_TEST_KEY",
                      "--max-body-bytes", "20000", "--max-inputs", "64")
     yield s
     code, err = stop(s)
@@ -104,7 +125,7 @@ def client(server: Server) -> Iterator[httpx.Client]:
 def local(config: str) -> Classifier:
     """The same config and model in this process, for the parity checks."""
     cfg = load_config(config)
-    return Classifier(cfg, cached_backend(model_path("smollm2"), cfg.runtime.n_ctx, threads=2))
+    return Classifier(cfg, cached_backend(model_path("smollm2"), cfg.runtime.n_ctx, threads=1))
 
 
 def as_rows(response: dict) -> list[tuple[object, list[float | None]]]:
@@ -131,13 +152,13 @@ def test_classify_equals_classify_many(client: httpx.Client) -> None:
     assert client.post("/v1/classify", json={"model": "sentiment", "input": []}).json()["data"] == []
 
 
-def test_records_with_fields(client: httpx.Client) -> None:
+def test_records_with_fields(client: httpx.Client, pairs_config: str) -> None:
     pairs = [{"premise": "The shop is closed on Sundays.", "hypothesis": "The shop opens every day."},
              {"premise": "She sold her car last week.", "hypothesis": "She no longer owns that car."}]
-    response = client.post("/v1/classify", json={"model": "entailment", "input": pairs})
+    response = client.post("/v1/classify", json={"model": "pairs", "input": pairs})
     assert response.status_code == 200, response.text
-    assert as_rows(response.json()) == expected_rows(local("entailment"), pairs)
-    bad = client.post("/v1/classify", json={"model": "entailment", "input": "just a text"})
+    assert as_rows(response.json()) == expected_rows(local(pairs_config), pairs)
+    bad = client.post("/v1/classify", json={"model": "pairs", "input": "just a text"})
     assert bad.status_code == 400 and "premise" in bad.json()["error"]["message"]
 
 
@@ -158,7 +179,7 @@ def test_zero_shot_shape_parity_and_label_set_cache(client: httpx.Client) -> Non
     assert first.status_code == 200, first.text
     assert first.headers["x-label-set-cache"] == "miss"
     outputs = [ZeroShotOutput.model_validate(item) for item in first.json()]
-    clf = Classifier.from_labels(labels, backend=cached_backend(model_path("smollm2"), 1024, threads=2))
+    clf = Classifier.from_labels(labels, backend=cached_backend(model_path("smollm2"), 1024, threads=1))
     for text, output, prediction in zip(texts, outputs, clf.classify_many(texts)):
         assert output.sequence == text and sorted(output.labels) == sorted(labels)
         assert output.scores == sorted(output.scores, reverse=True)
@@ -173,7 +194,7 @@ def test_zero_shot_shape_parity_and_label_set_cache(client: httpx.Client) -> Non
 def test_health_models_metrics_docs(client: httpx.Client) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     models = client.get("/v1/models").json()["data"]
-    assert [m["id"] for m in models] == ["sentiment", "entailment", "topic"]
+    assert [m["id"] for m in models] == ["sentiment", "pairs", "topic"]
     assert models[1]["fields"] == ["premise", "hypothesis"] and models[0]["labels"] == ["positive", "negative"]
     metrics = client.get("/metrics").text
     for name in ("lpclassify_requests_total", "lpclassify_queue_depth", "lpclassify_batch_size_bucket",
@@ -225,7 +246,7 @@ def _metric(text: str, name: str) -> float:
     ("POST", "/v1/zero-shot", {"inputs": "x", "parameters": {"candidate_labels": ["only"]}}, 400, "invalid_labels"),
     ("POST", "/v1/zero-shot", {"inputs": "x", "parameters": {}}, 400, "invalid_request"),
     ("POST", "/v1/zero-shot", {"inputs": "x", "parameters": {"candidate_labels": ["a", "b"], "prompt": "{nope}"}},
-     400, "invalid_labels"),
+     400, "invalid_request"),
     ("GET", "/v1/nothing-here", None, 404, "not_found"),
 ])
 def test_bad_input_gets_its_4xx_and_the_server_keeps_serving(client: httpx.Client, method: str, path: str,
@@ -289,22 +310,27 @@ def test_overload_is_refused_with_429_and_every_accepted_request_is_answered() -
     assert code == 0, err
 
 
-def test_a_request_past_the_timeout_gets_504_and_the_server_goes_on() -> None:
-    s = start_server("-c", "sentiment", "--timeout", "0.5", "--max-batch-size", "512")
+def test_a_request_past_the_timeout_gets_504_its_work_is_dropped_and_the_server_goes_on() -> None:
+    s = start_server("-c", "sentiment", "--timeout", "2", "--max-batch-size", "512")
     try:
         with s.client() as c:
-            long = [" ".join([REVIEWS[i % len(REVIEWS)]] * 20) for i in range(400)]
+            long = [" ".join([REVIEWS[i % len(REVIEWS)]] * 40) for i in range(400)]  # minutes of work
             response = c.post("/v1/classify", json={"model": "sentiment", "input": long})
             assert response.status_code == 504 and response.json()["error"]["type"] == "timeout"
             assert c.get("/health").status_code == 200
+            deadline = time.monotonic() + 120  # the batch stops at its next model call
+            while _metric(c.get("/metrics").text, "lpclassify_dropped_total") < 1 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert _metric(c.get("/metrics").text, "lpclassify_dropped_total") == 1
+            assert c.post("/v1/classify", json={"model": "sentiment", "input": "fine"}).status_code == 200
     finally:
         code, err = stop(s)
     assert code == 0, err
 
 
 def test_sigterm_finishes_accepted_requests_then_exits_0() -> None:
-    s = start_server("-c", "sentiment", "--max-batch-size", "2")
-    texts = [[f"{review} ({i}, {j})" for j in range(5) for review in REVIEWS] for i in range(6)]
+    s = start_server("-c", "sentiment", "--max-batch-size", "2", "--timeout", "600")
+    texts = [[f"{review} ({i})" for review in REVIEWS] for i in range(6)]
 
     def call(items: list[str]) -> httpx.Response:
         with s.client() as own:
@@ -312,7 +338,11 @@ def test_sigterm_finishes_accepted_requests_then_exits_0() -> None:
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(call, items) for items in texts]
-        time.sleep(0.3)  # the requests are in; 180 texts take seconds
+        with s.client() as c:  # wait until every request is accepted: one running, the others queued
+            deadline = time.monotonic() + 60
+            while _metric(c.get("/metrics").text, "lpclassify_queue_depth") < len(texts) - 1:
+                assert time.monotonic() < deadline, "the requests were not all accepted within 60 s"
+                time.sleep(0.05)
         s.process.send_signal(signal.SIGTERM)
         responses = [f.result() for f in futures]
     code, err = stop(s)

@@ -10,7 +10,7 @@ import pytest
 from fakes import CharBackend
 
 from lpclassify import Classifier
-from lpclassify.serve.batcher import Batcher, BatchStats
+from lpclassify.serve.batcher import Batcher, BatchStats, Dropped
 from lpclassify.serve.errors import Overloaded, ShuttingDown
 from lpclassify.serve.inference import run_batch
 
@@ -26,7 +26,7 @@ class Recorder:
         self.calls: list[tuple[object, list[list[object]]]] = []
         self.gate = gate
 
-    def __call__(self, key, jobs):  # type: ignore[no-untyped-def]
+    def __call__(self, key, jobs, stop):  # type: ignore[no-untyped-def]
         if self.gate is not None:
             self.gate.wait(5)
         self.calls.append((key, [list(items) for items in jobs]))
@@ -111,7 +111,7 @@ def test_cancelled_jobs_are_dropped_before_they_run() -> None:
 
 
 def test_an_error_fails_only_its_batch() -> None:
-    def run(key, jobs):  # type: ignore[no-untyped-def]
+    def run(key, jobs, stop):  # type: ignore[no-untyped-def]
         if key == "bad":
             raise ValueError("broken batch")
         return [list(items) for items in jobs]
@@ -131,7 +131,7 @@ def test_an_error_fails_only_its_batch() -> None:
 
 def test_a_wrong_number_of_results_is_an_error_not_a_hang() -> None:
     async def main() -> BaseException:
-        batcher = Batcher(lambda key, jobs: [], max_wait_s=0)
+        batcher = Batcher(lambda key, jobs, stop: [], max_wait_s=0)
         batcher.start()
         with pytest.raises(RuntimeError, match="0 results for 1 jobs") as raised:
             await batcher.submit("k", [1])
@@ -177,3 +177,33 @@ def test_a_shared_batch_answers_each_job_as_classify_many_alone(calibration: str
 def _exact(probabilities: dict[str, float]) -> dict[str, float | None]:
     """Probabilities compared exactly, NaN (an abstention on an empty text) as None."""
     return {name: None if p != p else p for name, p in probabilities.items()}
+
+
+def test_a_running_batch_whose_callers_all_gave_up_is_told_to_stop() -> None:
+    stopped = threading.Event()
+    stats: list[BatchStats] = []
+
+    def run(key, jobs, stop):  # type: ignore[no-untyped-def]
+        if not stop.wait(5):  # a long batch, checking between its model calls
+            return [None for _ in jobs]
+        stopped.set()
+        raise Dropped
+
+    async def main() -> None:
+        batcher = Batcher(run, max_wait_s=0, on_batch=stats.append)
+        batcher.start()
+        future = batcher.submit("k", [1, 2, 3])
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(future, 0.05)  # the caller's timeout cancels its future
+        await batcher.close()
+
+    asyncio.run(main())
+    assert stopped.is_set() and sum(s.dropped for s in stats) == 1
+
+
+def test_run_batch_can_stop_between_slices() -> None:
+    clf = Classifier.from_config(CONFIG, backend=CharBackend())
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Dropped):
+        run_batch(clf, [["good"] * 50], stop)

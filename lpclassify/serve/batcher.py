@@ -5,10 +5,12 @@ queue is refused at once (:class:`~lpclassify.serve.errors.Overloaded`, 429), ne
 limit. One worker coroutine takes the oldest job, waits up to ``max_wait_s`` for more, and hands
 the jobs that share its key (the same classifier) -- up to ``max_batch_size`` items -- to ``run``
 in a one-thread executor, so the model is only ever called from one thread. Jobs whose caller gave
-up (a cancelled future: timeout, client gone) are dropped before they run. An exception fails only
-the batch that raised it. While the model runs, new jobs gather for the next batch.
+up (a cancelled future: timeout, client gone) are dropped before they run; once every caller of a
+running batch has given up, its ``stop`` event is set so that ``run`` can stop between model calls
+(raising :class:`Dropped`). An exception fails only the batch that raised it. While the model runs,
+new jobs gather for the next batch.
 
-Nothing here knows FastAPI or lpclassify's classifier: ``run(key, [items, ...]) -> [result, ...]``
+Nothing here knows FastAPI or lpclassify's classifier: ``run(key, [items, ...], stop) -> [result, ...]``
 is any function (one result per job, checked), so the batcher is tested with a fake.
 """
 
@@ -18,6 +20,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +29,11 @@ from typing import Any, TypeVar
 from .errors import Overloaded, ShuttingDown
 
 T = TypeVar("T")
-RunBatch = Callable[[Hashable, list[Sequence[Any]]], list[Any]]
+RunBatch = Callable[[Hashable, list[Sequence[Any]], threading.Event], list[Any]]
+
+
+class Dropped(Exception):
+    """Raised by ``run`` when it saw ``stop`` set: every caller of the batch gave up, its work was dropped."""
 
 
 @dataclass(eq=False)
@@ -179,12 +186,23 @@ class Batcher:
             self._report(live, 0.0, dropped)
             return
         started = time.perf_counter()
+        stop = threading.Event()
+
+        def gave_up(_: asyncio.Future[Any]) -> None:
+            if all(job.future.done() for job in live):
+                stop.set()
+
+        for job in live:
+            job.future.add_done_callback(gave_up)
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.run, live[0].key, [job.items for job in live])
+                self._executor, self.run, live[0].key, [job.items for job in live], stop)
             if not isinstance(results, list) or len(results) != len(live):
                 got = len(results) if isinstance(results, list) else type(results).__name__
                 raise RuntimeError(f"the batch function returned {got} results for {len(live)} jobs")
+        except Dropped:
+            self._report([], 0.0, dropped + len(live))
+            return
         except Exception as exc:  # fail this batch only; the worker goes on
             for job in live:
                 if not job.future.done():

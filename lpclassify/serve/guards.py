@@ -4,7 +4,8 @@
   preflights). It keeps a SHA-256 digest of the key and compares digests with
   :func:`secrets.compare_digest`, so neither the key's value nor its length leaks through timing.
 * :class:`BodyLimit` -- a body over ``max_bytes`` is answered 413 as soon as it is known to be
-  (its declared length, or the bytes streamed so far), before the app sees it.
+  (its declared length, or the bytes streamed so far), before the app sees it. A body is read
+  as JSON whatever its declared type (``curl -d`` declares a form).
 """
 
 from __future__ import annotations
@@ -105,10 +106,20 @@ class BodyLimit:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        await self.app(_as_json(scope), replay, send)
 
     async def _refuse(self, send: Send) -> None:
         if self.on_refused is not None:
             self.on_refused()
         await send_error(send, 413, "too_large", self._message())
 
+
+
+def _as_json(scope: Scope) -> Scope:
+    """Every request body is JSON: one sent as a form (``curl -d``'s default type) is read as JSON too."""
+    headers = list(scope.get("headers") or ())
+    kind = dict(headers).get(b"content-type", b"")
+    if scope.get("method") in ("POST", "PUT") and b"json" not in kind:
+        headers = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", b"application/json")]
+        scope = {**scope, "headers": headers}
+    return scope

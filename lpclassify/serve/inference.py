@@ -12,6 +12,7 @@ never other clients' texts that happened to share the decode.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from ..errors import InputError
 from ..inputs import Input, is_blank
 from ..scorer import EncodedInputs
 from ..scores import RawScores
+from .batcher import Dropped
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,39 @@ def empty_prediction(clf: Classifier) -> Prediction:
                       reason="empty text")
 
 
-def run_batch(clf: Classifier, jobs: list[Sequence[Input]]) -> list[JobResult]:
-    """Every job's predictions: one model pass over all their non-empty texts (the batcher's ``run``)."""
+def run_batch(clf: Classifier, jobs: list[Sequence[Input]], stop: threading.Event | None = None) -> list[JobResult]:
+    """Every job's predictions: one model pass over all their non-empty texts (the batcher's ``run``).
+
+    The pass goes in slices of ``clf.chunk_size()`` texts; between slices, a set ``stop`` (every
+    caller gave up) drops the rest (:class:`~lpclassify.serve.batcher.Dropped`).
+    """
     clf.calibrator.prepare()  # reference scores (content-free inputs...), once per classifier
     live = [[i for i, item in enumerate(items) if not is_blank(item)] for items in jobs]
     encoded = [clf.scorer.encode_inputs([items[i] for i in rows]) for items, rows in zip(jobs, live)]
-    merged = EncodedInputs.concat(encoded)
-    raw = clf.scorer.score_encoded(merged) if len(merged) else None
+    inputs = [piece for enc in encoded for piece in _split(enc)]
+    size = clf.chunk_size()
+    parts = []
+    for start in range(0, len(inputs), size):
+        if stop is not None and stop.is_set():
+            raise Dropped
+        parts.append(clf.scorer.score_encoded(EncodedInputs.concat(inputs[start:start + size])))
+    raw = RawScores.concat(parts) if parts else None
     results = []
     offset = 0
     for items, rows, enc in zip(jobs, live, encoded):
         results.append(JobResult(_decide(clf, items, raw, offset), enc.prompt_tokens))
         offset += len(rows)
     return results
+
+
+def _split(encoded: EncodedInputs) -> list[EncodedInputs]:
+    """One :class:`EncodedInputs` per input (with all its windows)."""
+    out = []
+    start = 0
+    for count, cut in zip(encoded.n_chunks, encoded.truncated):
+        out.append(EncodedInputs(encoded.windows[start:start + count], [count], [cut]))
+        start += count
+    return out
 
 
 def _decide(clf: Classifier, items: Sequence[Input], raw: RawScores | None, offset: int) -> list[Prediction]:

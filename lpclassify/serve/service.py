@@ -19,7 +19,7 @@ from ..classifier import Classifier
 from ..inputs import Input
 from ..labelsets import labels_config
 from .batcher import Batcher, BatchStats
-from .errors import NotFound, TimedOut, TooLarge
+from .errors import BadRequest, NotFound, TimedOut, TooLarge
 from .inference import JobResult, check_inputs, run_batch
 
 
@@ -118,6 +118,9 @@ class Service:
         runtime = {"n_ctx": base.config.runtime.n_ctx, "batch_size": base.config.runtime.batch_size}
         # validated here (a bad label set is a 400 before the model thread is asked)
         config = labels_config(list(labels), prompt, multi_label=multi_label, runtime=runtime)
+        if config.fields != ("text",):
+            raise BadRequest(f"parameters.prompt must use the field {{text}} and no other (it uses "
+                             f"{', '.join('{' + f + '}' for f in config.fields) or 'none'})", param="parameters.prompt")
 
         def build() -> Classifier:
             clf = Classifier(config, backend)
