@@ -58,6 +58,12 @@ def register(sub: Subparsers) -> None:
                         help="a request not answered within S seconds gets 504 and its work is dropped (default: 60)")
     limits.add_argument("--label-cache", type=positive_int, default=64, metavar="N",
                         help="zero-shot label sets kept ready (default: 64)")
+    scale = p.add_argument_group("Ray Serve (several replicas, several machines; needs ray[serve])")
+    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="serve through Ray Serve: a local Ray for this run, or the cluster at ADDRESS "
+                            "(HEAD:6379, or 'auto' for the one this machine joined)")
+    scale.add_argument("--replicas", type=positive_int, default=1, metavar="N",
+                       help="with --ray: replicas, each with its own copy of the models (default: 1)")
     model = p.add_argument_group("model options")
     model.add_argument("-m", "--model", metavar="MODEL", help="use MODEL for every config instead of its own")
     model.add_argument("--download", action="store_true", help="download a registry model not in the cache yet")
@@ -93,14 +99,38 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.timeout <= 0 or args.max_wait_ms < 0:
         raise InputError("--timeout must be positive and --max-wait-ms at least 0")
     key = api_key(args)
+    limits = Limits(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                    max_inputs=args.max_inputs, request_timeout_s=args.timeout, label_cache_size=args.label_cache)
+    settings = AppSettings(api_key=key, max_body_bytes=args.max_body_bytes)
+    if args.ray:
+        return _run_ray(args, limits, settings)
     runtime = {name: value for name in ("threads", "batch_size") if (value := getattr(args, name)) is not None}
     classifiers = load_classifiers(args.configs, model=args.model, download=args.download, verbose=args.verbose,
                                    runtime=runtime)
-    limits = Limits(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                    max_inputs=args.max_inputs, request_timeout_s=args.timeout, label_cache_size=args.label_cache)
-    app = create_app(Service(classifiers, limits), AppSettings(api_key=key, max_body_bytes=args.max_body_bytes))
+    app = create_app(Service(classifiers, limits), settings)
     print(f"{PROG}: serving {', '.join(classifiers)} on http://{args.host}:{args.port} (docs at /docs"
           f"{'; API key required' if key else ''})", file=sys.stderr, flush=True)
     server.run(app, args.host, args.port, log_level="info" if args.verbose else "warning")
+    print(f"{PROG}: stopped", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+def _run_ray(args: argparse.Namespace, limits: object, settings: object) -> int:
+    try:
+        import ray
+
+        from ..ray_serve import deployment, run
+    except ImportError as exc:
+        raise MissingDependencyError(f"--ray needs Ray Serve ({exc.name} is missing): "
+                                     "pip install 'lpclassify[ray-serve]'") from None
+    if args.download or args.batch_size:
+        raise InputError("--download and --batch-size are not supported with --ray (pull the model on every node "
+                         "with `lpclassify models pull`)")
+    ray.init(address=None if args.ray == "local" else args.ray, log_to_driver=args.verbose)
+    app = deployment(args.configs, replicas=args.replicas, model=args.model, threads=args.threads,
+                     limits=limits, settings=settings)  # type: ignore[arg-type]
+    print(f"{PROG}: serving {', '.join(args.configs)} with {args.replicas} Ray Serve replica(s) on "
+          f"http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    run(app, host=args.host, port=args.port)
     print(f"{PROG}: stopped", file=sys.stderr, flush=True)
     return EXIT_OK

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ def classification_data(index: int, prediction: Prediction, names: tuple[str, ..
 def create_app(service: Service, settings: AppSettings = AppSettings()) -> ASGIApp:
     """The ASGI app serving ``service``: FastAPI's routes inside the body-limit and API-key guards."""
     metrics = Metrics(service.queue_depth)
+    process = str(os.getpid())
     service.on_batch = metrics.batch
 
     @contextlib.asynccontextmanager
@@ -126,6 +128,7 @@ def create_app(service: Service, settings: AppSettings = AppSettings()) -> ASGIA
         started = time.perf_counter()
         response: Response = await call_next(request)
         endpoint = request.scope.get("route").path if request.scope.get("route") else "other"  # type: ignore[union-attr]
+        response.headers["x-lpclassify-process"] = process  # which server (or Ray replica) answered
         metrics.requests.labels(endpoint=endpoint, code=str(response.status_code)).inc()
         metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         return response

@@ -81,7 +81,8 @@ class Service:
             self.model_names.setdefault(id(clf.backend), clf.backend.identity().name or "model")
 
     def start(self) -> None:
-        """Start a worker per model (inside the running event loop)."""
+        """Start a worker per model (inside the running event loop; also done on the first request, for
+        hosts that skip the ASGI lifespan)."""
         limits = self.limits
         for key, name in self.model_names.items():
             if key not in self.batchers:
@@ -127,6 +128,7 @@ class Service:
             clf.calibrator.prepare()  # the content-free scores: the set-up the cache saves
             return clf
 
+        self.start()
         batcher = self.batchers[id(backend)]
         return await batcher.call(self.label_sets.get, key, build)
 
@@ -138,6 +140,7 @@ class Service:
         if not items:
             return JobResult([], 0)
         check_inputs(clf, items, param)
+        self.start()
         future = self.batchers[id(clf.backend)].submit(clf, list(items))
         try:
             return await asyncio.wait_for(future, self.limits.request_timeout_s)
