@@ -70,10 +70,10 @@ def main() -> None:
                              "from_labels_seconds": s_plain})
             print(f"| {model} | {name} | {len(rows)} | {100 * acc_shipped:.1f}% | {100 * acc_plain:.1f}% |",
                   flush=True)
+            report = {**meta(), "command": " ".join(["python", "benchmarks/from_labels.py", *sys.argv[1:]]),
+                      "default_prompt": DEFAULT_LABELS_PROMPT, "results": rows_out}
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")  # after every row
         backend.close()
-    report = {**meta(), "command": " ".join(["python", "benchmarks/from_labels.py", *sys.argv[1:]]),
-              "default_prompt": DEFAULT_LABELS_PROMPT, "results": rows_out}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 
 
