@@ -66,6 +66,23 @@ class Classifier:
             backend = runtime_backend(path, config.runtime, verbose=verbose)
         return cls(config, backend)
 
+    @classmethod
+    def from_labels(cls, labels: Sequence[str] | Mapping[str, Any], prompt: str | None = None,
+                    model: str | None = None, *, multi_label: bool = False, backend: Backend | None = None,
+                    download: bool = False, verbose: bool = False, **settings: Any) -> Classifier:
+        """A classifier for a label set, without a config file (Hugging Face's ``candidate_labels``).
+
+        ``labels``: label names (each label's completion is ``" " + name``) or a config's ``labels``
+        mapping. ``prompt`` defaults to :data:`~lpclassify.labelsets.DEFAULT_LABELS_PROMPT`, which
+        lists the labels (or :data:`~lpclassify.config.DEFAULT_MULTI_PROMPT` with ``multi_label``).
+        ``settings`` are further config sections (``scoring``, ``decision``, ``runtime``, ``name``...),
+        merged over the defaults (contextual calibration). See :mod:`lpclassify.labelsets`.
+        """
+        from .labelsets import labels_config
+
+        config = labels_config(labels, prompt, model, multi_label=multi_label, **settings)
+        return cls.from_config(config, model, backend=backend, download=download, verbose=verbose)
+
     @property
     def config(self) -> Config:
         """The config in use (``fit``/``fit_domain`` switch its ``scoring.calibration``)."""
@@ -193,6 +210,10 @@ class Classifier:
         """Classify a stream lazily, a chunk of texts per model call, in input order."""
         for chunk in chunks(texts, chunk_size or classify_chunk(self.config)):
             yield from self._classify_chunk(chunk)
+
+    def chunk_size(self) -> int:
+        """Texts per model call in :meth:`classify_many` (batch calibration averages over such a chunk)."""
+        return classify_chunk(self.config)
 
     def _classify_chunk(self, texts: Sequence[Input]) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(texts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +26,28 @@ from .tokenization import EncodedText, Prompt, encode_pairs, tokenize_prompt
 
 # The logit rows one decode may return when a backend does not say (LlamaCppBackend's max_outputs).
 CHANNEL_MAX_OUTPUTS = 128
+
+
+@dataclass
+class EncodedInputs:
+    """Inputs encoded for the model: every window, in order; per input its window count and whether it was cut."""
+
+    windows: list[EncodedText]
+    n_chunks: list[int]
+    truncated: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.n_chunks)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens of the inputs' prompts (each window's prompt once, as a server reports usage)."""
+        return sum(len(window.prompt) for window in self.windows)
+
+    @staticmethod
+    def concat(parts: Sequence[EncodedInputs]) -> EncodedInputs:
+        return EncodedInputs([w for p in parts for w in p.windows], [n for p in parts for n in p.n_chunks],
+                             [t for p in parts for t in p.truncated])
 
 
 class Scorer:
@@ -123,6 +146,10 @@ class Scorer:
         A text scored in several windows (``long_inputs: chunk``) gets, per candidate, the mean
         of its windows' log-probs; calibration and the decision then work on it as on any text.
         """
+        return self.score_encoded(self.encode_inputs(texts), reference=reference)
+
+    def encode_inputs(self, texts: Sequence[Input]) -> EncodedInputs:
+        """Every input's encoding(s), ready for :meth:`score_encoded` (the server batches these)."""
         windows: list[EncodedText] = []
         n_chunks: list[int] = []
         truncated: list[bool] = []
@@ -131,6 +158,11 @@ class Scorer:
             windows.extend(encoded)
             n_chunks.append(len(encoded))
             truncated.append(cut)
+        return EncodedInputs(windows, n_chunks, truncated)
+
+    def score_encoded(self, encoded: EncodedInputs, *, reference: bool = False) -> RawScores:
+        """:meth:`raw_scores` of inputs already encoded: the model pass and the sums per completion."""
+        windows, n_chunks, truncated = encoded.windows, encoded.n_chunks, encoded.truncated
         with self._lock:
             if reference:
                 token_logprobs = self.backend.score_reference(windows)

@@ -1,4 +1,4 @@
-"""The ``lpclassify`` command line: classify, validate, explain, models, eval, calibrate, tune.
+"""The ``lpclassify`` command line: classify, validate, explain, models, eval, calibrate, tune, serve.
 
 :func:`main` parses the arguments, runs one command and turns whatever happened into an exit
 status. The CLI package is the only place that prints or decides exit statuses:
@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..errors import LpclassifyError, error_lines, one_line
-from . import calibrate, classify, evaluate, explain, models, tune, validate
+from . import calibrate, classify, evaluate, explain, models, serve, tune, validate
 from .common import (
     DEBUG_ENV,
     EXIT_BROKEN_PIPE,
@@ -52,7 +52,7 @@ from .common import (
 __all__ = ["DEBUG_ENV", "Context", "Loader", "ModelRequest", "build_parser", "load_classifier", "main"]
 
 # In the order `lpclassify --help` lists them.
-COMMANDS = (classify, validate, explain, models, evaluate, calibrate, tune)
+COMMANDS = (classify, validate, explain, models, evaluate, calibrate, tune, serve)
 
 DESCRIPTION = """\
 Zero-shot text classification from language-model log-probabilities, on local GGUF

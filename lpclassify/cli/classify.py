@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import InputError
+from ..labelsets import labels_config, split_labels
 from ..records.files import same_file
 from ..records.readers import ERROR_POLICIES, INPUT_FORMATS
 from ..records.resume import RejectedLog, RunFiles, default_rejected_path
@@ -68,6 +69,7 @@ the input, in.rejected.jsonl for -i in.csv).
 
 examples:
   lpclassify classify -c sentiment "Loved it" "Never again"
+  lpclassify classify --labels urgent,normal,spam "The server is down, customers cannot pay"
   printf 'great\\nawful\\n' | lpclassify classify -c sentiment --model smollm2-135m
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl
   lpclassify classify -c configs/spam.yaml -i inbox.jsonl --text-field body -o out.jsonl --resume
@@ -83,8 +85,12 @@ def register(sub: Subparsers) -> None:
                        description="Classify texts with a label-set config.", epilog=EPILOG)
     p.add_argument("texts", nargs="*", metavar="TEXT",
                    help="texts to classify; without any (and without -i), one text per line from standard input")
-    p.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                   help=config_help())
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", "--config", metavar="CONFIG",
+                        help=config_help())
+    source.add_argument("--labels", metavar="NAME,NAME,...",
+                        help="classify into these labels, without a config (a default prompt lists them; "
+                             "see lpclassify.labelsets)")
     group = p.add_argument_group("input and output")
     group.add_argument("-i", "--input", metavar="FILE",
                        help="read records from FILE (.jsonl, .csv, .tsv, .txt, optionally .gz; .parquet); '-' is stdin")
@@ -117,7 +123,8 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    config = apply_overrides(load_config(args.config), args)
+    config = apply_overrides(labels_config(split_labels(args.labels)) if args.labels else load_config(args.config),
+                             args)
     if args.top_k and config.decision.mode == "single":  # the k best become the prediction's labels
         config = replace(config, decision=replace(config.decision, top_k=min(args.top_k, len(config.labels))))
     output = args.output if args.output and args.output != "-" else None

@@ -1,0 +1,202 @@
+"""The server against ``classify_many``: the same texts, 1, 8 and 32 concurrent HTTP clients, one run.
+
+    python benchmarks/serve.py --n 600 --model gemma-3-270m --threads 2
+    python benchmarks/serve.py --n 200 --model smollm2-135m --clients 1 8 32
+
+SST-2 rows 0..n-1 (../shared/data). In this process, before and after the server runs (the machine
+may be shared; the better of the two is the baseline): ``classify_many`` over all the texts (the
+throughput to match) and each of the first 100 texts alone (the model time of a one-text request).
+In between, an ``lpclassify serve`` process on the same model and threads; per concurrency, clients (asyncio
+tasks sharing one httpx connection pool) send one text per request until every text is done.
+Reported per concurrency: texts/s and its ratio to classify_many, p50/p95/p99 latency, the mean
+engine batch (from /metrics), whether every answer equals classify_many's bit for bit; and the
+peak RSS of the server and of the in-process run. Targets: throughput at 32 clients >= 0.85x
+classify_many; at 1 client the median latency within 10 ms of the median model time.
+Writes benchmarks/reports/serve.json with the commit and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "sst2.jsonl"
+
+
+def meta() -> dict[str, object]:
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"commit": commit + ("+dirty" if dirty else ""),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+            "python": platform.python_version()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def rows_of(predictions, names) -> list:  # type: ignore[no-untyped-def]
+    return [(p.label, [p.probabilities[n] for n in names]) for p in predictions]
+
+
+def in_process(texts: list[str], config: str, model: str, threads: int) -> dict[str, object]:
+    from lpclassify import Classifier
+
+    clf = Classifier.from_config(config, model, threads=threads)
+    clf.classify_many(texts[:8])  # warm-up: reference scores, caches
+    start = time.perf_counter()
+    predictions = clf.classify_many(texts)
+    seconds = time.perf_counter() - start
+    alone = []
+    for text in texts[: min(len(texts), 100)]:
+        t0 = time.perf_counter()
+        clf.classify_many([text])
+        alone.append(time.perf_counter() - t0)
+    rows = rows_of(predictions, clf.config.label_names)
+    clf.backend.close()  # type: ignore[attr-defined]
+    return {"texts_per_s": len(texts) / seconds, "seconds": seconds, "model_ms_median": 1000 * statistics.median(alone),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": rows}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def mean_batch(metrics: str) -> tuple[float, float]:
+    total = count = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("lpclassify_batch_size_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith("lpclassify_batch_size_count"):
+            count = float(line.split()[-1])
+    return total, count
+
+
+async def load(url: str, texts: list[str], config: str, clients: int) -> tuple[float, list[float], list]:
+    import httpx
+
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(texts)):
+        queue.put_nowait(i)
+    latencies: list[float] = []
+    rows: list = [None] * len(texts)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                t0 = time.perf_counter()
+                response = await client.post("/v1/classify", json={"model": config, "input": [texts[i]]})
+                latencies.append(time.perf_counter() - t0)
+                response.raise_for_status()
+                data = response.json()["data"][0]
+                rows[i] = (data["label"], data["probs"])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - start, latencies, rows
+
+
+def main() -> None:
+    import httpx
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--config", default="sentiment")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "reports" / "serve.json"))
+    args = parser.parse_args()
+    with DATA.open(encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(args.n), f, strict=False)]
+
+    before = in_process(texts, args.config, args.model, args.threads)
+    print(f"classify_many: {before['texts_per_s']:.1f} texts/s; one text alone: median "
+          f"{before['model_ms_median']:.1f} ms", flush=True)
+    port = free_port()
+    command = [sys.executable, "-m", "lpclassify", "serve", "-c", args.config, "--model", args.model,
+               "--threads", str(args.threads), "--port", str(port), "--max-wait-ms", str(args.max_wait_ms),
+               "--max-queue", "1024"]
+    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    url = f"http://127.0.0.1:{port}"
+    results = []
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        asyncio.run(load(url, texts[:8], args.config, 1))  # warm-up
+        for clients in args.clients:
+            start = mean_batch(httpx.get(f"{url}/metrics").text)
+            seconds, latencies, rows = asyncio.run(load(url, texts, args.config, clients))
+            counts = mean_batch(httpx.get(f"{url}/metrics").text)
+            batches = counts[1] - start[1]
+            entry = {"clients": clients, "texts_per_s": len(texts) / seconds,
+                     "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
+                     "p99_ms": 1000 * percentile(latencies, 99),
+                     "mean_batch_texts": (counts[0] - start[0]) / batches if batches else 0.0, "rows": rows}
+            results.append(entry)
+            print(json.dumps({k: v for k, v in entry.items() if k != "rows"}), flush=True)
+        server_rss = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server_exit = server.wait(120)
+    after = in_process(texts, args.config, args.model, args.threads)
+    print(f"classify_many again: {after['texts_per_s']:.1f} texts/s; one text alone: median "
+          f"{after['model_ms_median']:.1f} ms", flush=True)
+    base = {"texts_per_s": max(before["texts_per_s"], after["texts_per_s"]),  # type: ignore[type-var]
+            "model_ms_median": min(before["model_ms_median"], after["model_ms_median"]),  # type: ignore[type-var]
+            "peak_rss_mb": after["peak_rss_mb"], "rows": before["rows"]}
+    for entry in results:
+        entry["ratio_to_classify_many"] = entry["texts_per_s"] / base["texts_per_s"]  # type: ignore[operator]
+        entry["equal_to_classify_many"] = entry.pop("rows") == base["rows"]
+    one = next((r for r in results if r["clients"] == 1), None)
+    top = next((r for r in results if r["clients"] == 32), None)
+    report = {**meta(), "command": " ".join(["python", "benchmarks/serve.py", *sys.argv[1:]]), "texts": len(texts),
+              "model": args.model, "config": args.config, "threads": args.threads,
+              "classify_many": {k: v for k, v in base.items() if k != "rows"},
+              "classify_many_before": {k: v for k, v in before.items() if k != "rows"},
+              "classify_many_after": {k: v for k, v in after.items() if k != "rows"}, "server_peak_rss_mb": server_rss,
+              "server_exit_status": server_exit, "runs": results,
+              "targets": {
+                  "throughput_32_clients_ge_0.85x": None if top is None else top["ratio_to_classify_many"] >= 0.85,
+                  "median_latency_1_client_within_10ms_of_model": None if one is None else
+                  one["p50_ms"] - base["model_ms_median"] <= 10,  # type: ignore[operator]
+                  "one_client_overhead_ms": None if one is None else one["p50_ms"] - base["model_ms_median"]}}  # type: ignore[operator]
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report["targets"]))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
