@@ -52,9 +52,10 @@ def config_with(name: str, k: int, data: list[dict[str, Any]], **extra: Any) -> 
     return {**config, **extra}
 
 
-def cost(args: argparse.Namespace) -> None:
+def cost(args: argparse.Namespace) -> list[dict[str, Any]]:
     from lpclassify import Classifier
 
+    rows_out = []
     print("| model | data | examples | prefix tokens | s/text | tokens decoded/text | decodes/text | cost vs none |\n"
           "|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.sets:
@@ -80,6 +81,11 @@ def cost(args: argparse.Namespace) -> None:
             print(f"| {args.model} | {name} | {k} | {len(clf.scorer.prefix)} | {best[k] / len(texts):.4f} | "
                   f"{tokens[k] / len(texts):.1f} | {decodes[k] / len(texts):.2f} | "
                   f"{best[k] / best[args.shots[0]]:.2f}x |", flush=True)
+            rows_out.append({"model": args.model, "dataset": name, "examples": k, "n": len(texts),
+                             "prefix_tokens": len(clf.scorer.prefix), "seconds_per_text": best[k] / len(texts),
+                             "tokens_per_text": tokens[k] / len(texts), "decodes_per_text": decodes[k] / len(texts),
+                             "cost_vs_first": best[k] / best[args.shots[0]], "repeats": args.repeats})
+    return rows_out
 
 
 def accuracy_of(clf: Any, data: list[dict[str, Any]], n: int) -> tuple[float, float, float]:
@@ -95,9 +101,10 @@ def accuracy_of(clf: Any, data: list[dict[str, Any]], n: int) -> tuple[float, fl
     return out[0], out[1], seconds
 
 
-def accuracy(args: argparse.Namespace) -> None:
+def accuracy(args: argparse.Namespace) -> list[dict[str, Any]]:
     from lpclassify import Classifier
 
+    rows_out = []
     print("| model | data | examples | N | accuracy (contextual) | uncalibrated | s |\n"
           "|---|---|---:|---:|---:|---:|---:|")
     for name in args.sets:
@@ -109,9 +116,12 @@ def accuracy(args: argparse.Namespace) -> None:
             calibrated, plain, seconds = accuracy_of(clf, data, args.n)
             print(f"| {args.model} | {name} | {k} | {args.n} | {calibrated:.3f} | {plain:.3f} | {seconds:.0f} |",
                   flush=True)
+            rows_out.append({"model": args.model, "dataset": name, "examples": k, "n": args.n,
+                             "accuracy": calibrated, "uncalibrated": plain, "seconds": seconds})
+    return rows_out
 
 
-def chat(args: argparse.Namespace) -> None:
+def chat(args: argparse.Namespace) -> list[dict[str, Any]]:
     """SmolLM2-Instruct with its chat template vs the shipped plain prompt (same labels, same calibration).
 
     Two chat variants: one-word replies ("positive"), and replies opened by a lead-in
@@ -120,6 +130,7 @@ def chat(args: argparse.Namespace) -> None:
     """
     from lpclassify import Classifier
 
+    rows_out = []
     users = {"sst2": ("You classify the sentiment of movie reviews. Answer with one word, positive or negative.",
                       "Review: {text}\nIs this review positive or negative?", "Sentiment: "),
              "agnews": ("You classify news articles into one of four categories: World, Sports, Business, "
@@ -138,6 +149,9 @@ def chat(args: argparse.Namespace) -> None:
             calibrated, uncalibrated, seconds = accuracy_of(clf, data, args.n)
             print(f"| smollm2-135m | {name} | {kind} | {args.n} | {calibrated:.3f} | {uncalibrated:.3f} | "
                   f"{seconds:.0f} |", flush=True)
+            rows_out.append({"model": "smollm2-135m", "dataset": name, "prompt": kind, "n": args.n,
+                             "accuracy": calibrated, "uncalibrated": uncalibrated, "seconds": seconds})
+    return rows_out
 
 
 def chat_config(plain: dict[str, Any], system: str, user: str, lead: str) -> dict[str, Any]:
@@ -155,9 +169,13 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["sst2", "agnews"], choices=sorted(SETS))
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
     args.shots = args.shots or ([0, 4, 16] if args.what == "cost" else [0, 4, 8])
-    {"cost": cost, "accuracy": accuracy, "chat": chat}[args.what](args)
+    rows_out = {"cost": cost, "accuracy": accuracy, "chat": chat}[args.what](args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows_out, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -126,3 +126,14 @@ def smollm2() -> str:
     """SmolLM2's path (the test is skipped when it is not available). In-process ``cli.main`` commands
     pass ``load_classifier=load_shared`` to share its loaded backend."""
     return str(model_path("smollm2"))
+
+
+# Fixtures that load a real model: a test that asks for one is a `model` test even if its
+# module forgot the marker, so `-m "not model"` never loads a model.
+MODEL_FIXTURES = {"any_model", "smollm2", "smollm2_backend", "gemma_backend", "backend"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("model") is None:
+            item.add_marker(pytest.mark.model)

@@ -1,0 +1,208 @@
+"""Reports -> the Markdown tables the docs include. Pure: JSON in, text out, nothing measured.
+
+    python benchmarks/render.py            # write docs/benchmarks/*.inc.md from benchmarks/reports/*.json
+    python benchmarks/render.py --check    # exit 1 (with a diff) where a table is not what its report renders
+
+Every table ends with where its numbers come from: the report file, the commit, the machine and
+the command, as the report recorded them. Without a report there is no table, only the command
+that makes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "benchmarks" / "reports"
+DOCS = ROOT / "docs" / "benchmarks"
+REFERENCE_LABELS = 12  # labels.py times the oracle on at most this many labels per count (its REFERENCE_LABELS)
+
+Row = dict[str, Any]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> str:
+    """A Markdown table; ``align`` has one letter per column: l(eft) or r(ight)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def rate(x: float) -> str:
+    return f"{x:.3f}" if x < 0.1 else f"{x:.2f}"
+
+
+def times(x: float) -> str:
+    return f"{x:.1f}×"
+
+
+def nats(x: float) -> str:
+    return "0.0" if x == 0 else f"{x:.1e}"
+
+
+def source(name: str, report: dict[str, Any]) -> str:
+    """Where the numbers above come from, as the report recorded it."""
+    meta = report.get("provenance")
+    path = f"`benchmarks/reports/{name}.json`"
+    if meta is None:
+        return (f"\nNumbers from {path}, a report written before reports recorded their commit and machine; "
+                f"`python benchmarks/run.py --only {name}` measures it again.\n")
+    m = meta["machine"]
+    commit = meta["commit"][:10] + (" with uncommitted changes" if meta["dirty"] else "")
+    load = " / ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+    quick = " **Quick smoke run: not a measurement.**" if meta.get("quick") else ""
+    return (f"\nNumbers from {path}: commit `{commit}`, {meta['date']}, {m['cpu']} ({m['usable_cores']} of "
+            f"{m['cores']} cores usable, load average {load} at the start), {meta['duration_s']:.0f} s; "
+            f"`{meta['command']}`.{quick}\n")
+
+
+def throughput(results: list[Row]) -> str:
+    header = ["model", "data", "N", "oracle loop texts/s", "prompt-once loop texts/s", "engine texts/s",
+              "engine vs oracle", "engine vs prompt-once", "tokens decoded per text: oracle / prompt-once / "
+              "engine (minimal)", "efficiency", "max \\|engine − oracle\\| nats",
+              "max \\|prompt-once − oracle\\| nats", "peak RSS MB"]
+    rows = [[r["model"], r["dataset"], r["n"], rate(r["reference_texts_per_s"]), rate(r["prompt_once_texts_per_s"]),
+             rate(r["engine_texts_per_s"]), times(r["speedup"]), times(r["speedup_vs_prompt_once"]),
+             f"{r['reference_tokens_per_text']:.1f} / {r['prompt_once_tokens_per_text']:.1f} / "
+             f"{r['engine_tokens_per_text']:.1f} ({r['minimal_tokens_per_text']:.1f})",
+             f"{r['efficiency']:.2f}", nats(r["max_abs_diff_nats"]), nats(r["prompt_once_max_abs_diff_nats"]),
+             f"{r['peak_rss_mb']:.0f}"] for r in results]
+    return table(header, rows, "llrrrrrrrrrrr")
+
+
+def labels(results: list[Row]) -> str:
+    once = all("prompt_once_texts_per_s" in r for r in results)
+    header = ["labels", "branches per text", "engine texts/s", "end-to-end texts/s",
+              "oracle loop texts/s (timed on k labels, scaled per label)", "k"]
+    header += ["prompt-once loop texts/s", "engine vs prompt-once"] if once else []
+    header += ["engine vs oracle", "tokens decoded per text (minimal)", "padding per text",
+               "logit rows per text (read prefixes)", "decodes per text", "efficiency",
+               "max \\|engine − oracle\\| nats (on the k labels)", "peak RSS MB"]
+    rows = []
+    for r in results:
+        k = r.get("reference_labels", min(REFERENCE_LABELS, r["labels"]))
+        row = [r["labels"], f"{r['branches_per_text']:.0f}", rate(r["engine_texts_per_s"]),
+               rate(r["end_to_end_texts_per_s"]), rate(r["reference_texts_per_s"]), k]
+        row += [rate(r["prompt_once_texts_per_s"]), times(r["speedup_vs_prompt_once"])] if once else []
+        row += [times(r["speedup"]), f"{r['tokens_per_text']:.1f} ({r['minimal_tokens_per_text']:.1f})",
+                f"{r['padding_per_text']:.1f}", f"{r['logit_rows_per_text']:.0f} ({r['read_prefixes_per_text']:.0f})",
+                f"{r['decodes_per_text']:.1f}", f"{r['efficiency']:.2f}", nats(r["max_abs_diff_nats"]),
+                f"{r['peak_rss_mb']:.0f}"]
+        rows.append(row)
+    return table(header, rows, "r" * len(header))
+
+
+def scale(results: dict[str, Any]) -> str:
+    k = results["first_k"]
+    header = ["set-up", "wall s", "start-up s", "steady texts/s", "vs process", f"first {k} texts s", "vs process",
+              "rows identical to the first process run", "peak RSS per process/actor MB"]
+    rows = [[r["setup"], f"{r['wall_s']:.1f}", f"{r['startup_s']:.1f}", f"{r['steady_texts_per_s']:.2f}",
+             f"{r['steady_vs_process']:.2f}", f"{r['first_k_s']:.1f}", f"{r['first_k_vs_process']:.2f}",
+             "yes" if r["identical"] is True else "NO", ", ".join(f"{mb:.0f}" for mb in r["peak_rss_mb"])]
+            for r in results["results"]]
+    spread = results["process_spread"]
+    note = (f"\n{results['n']} AG News texts, `{results['model']}` ({results['model_file_mb']:.0f} MB file), "
+            f"`{results['config']}`. \"vs process\" is against the better of the two process runs; they differed "
+            f"by {100 * spread['steady_spread']:.1f} % in steady rate ({spread['steady_first']:.2f} first, "
+            f"{spread['steady_last']:.2f} last) and {100 * spread['first_k_spread']:.1f} % in the time to the "
+            f"first {k} texts, which is how far the machine's load drifted during the run.\n")
+    return table(header, rows, "lrrrrrrlr") + note
+
+
+def fewshot_cost(results: list[Row]) -> str:
+    header = ["model", "data", "examples", "N", "prefix tokens", "s/text", "tokens decoded per text",
+              "decodes per text", "time vs no examples"]
+    rows = [[r["model"], r["dataset"], r["examples"], r["n"], r["prefix_tokens"], f"{r['seconds_per_text']:.4f}",
+             f"{r['tokens_per_text']:.1f}", f"{r['decodes_per_text']:.2f}", f"{r['cost_vs_first']:.2f}×"]
+            for r in results]
+    return table(header, rows, "llrrrrrrr")
+
+
+def fewshot_chat(results: list[Row]) -> str:
+    header = ["model", "data", "prompt", "N", "accuracy (contextual)", "uncalibrated"]
+    rows = [[r["model"], r["dataset"], r["prompt"], r["n"], f"{100 * r['accuracy']:.1f} %",
+             f"{100 * r['uncalibrated']:.1f} %"] for r in results]
+    return table(header, rows, "lllrrr")
+
+
+def tune(results: dict[str, Any]) -> str:
+    header = ["task", "evaluated rows", "base/shipped", "best label-free (on the evaluated rows)",
+              "base + fitted bias, temperature", "`tune`'s config", "`tune`'s nested estimate", "`tune` time s"]
+    rows = [[task, r["evaluated"], f"{100 * r['shipped']:.1f} %",
+             f"{100 * r['best_label_free']:.1f} % ({r['best_label_free_setting']})", f"{100 * r['fitted64']:.1f} %",
+             f"**{100 * r['tuned']:.1f} %**", f"{100 * r['tune_estimate']:.1f} %", f"{r['tune_seconds']:.0f}"]
+            for task, r in results["tasks"].items()]
+    return table(header, rows, "lrrrrrrr") + f"\nModel `{results['model']}`; accuracy on the evaluated rows.\n"
+
+
+RENDERERS: dict[str, Callable[[Any], str]] = {
+    "throughput": throughput, "labels": labels, "scale": scale, "fewshot-cost": fewshot_cost,
+    "fewshot-chat": fewshot_chat, "tune": tune,
+}
+
+
+def render(name: str, report: dict[str, Any] | None) -> str:
+    """One docs fragment: the table and its source, or how to make the report."""
+    if report is None or ("provenance" not in report and name != "tune"):  # tune.json predates provenance
+        command = "python benchmarks/run.py" + ("" if name != "tune" else " --only tune")
+        return f"No report has been committed for this table yet: `{command}` measures it.\n"
+    results = report["results"] if "provenance" in report else report
+    return RENDERERS[name](results) + source(name, report)
+
+
+def read(reports: Path, name: str) -> dict[str, Any] | None:
+    path = reports / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def fragments(reports: Path = REPORTS) -> dict[str, str]:
+    return {f"{name}.inc.md": render(name, read(reports, name)) for name in RENDERERS}
+
+
+def write(reports: Path = REPORTS, out: Path = DOCS) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, text in fragments(reports).items():
+        (out / file_name).write_text(text, encoding="utf-8")
+        written.append(out / file_name)
+    return written
+
+
+def check(reports: Path = REPORTS, out: Path = DOCS) -> list[str]:
+    """A unified diff per fragment that differs from what its report renders (empty: all current)."""
+    problems = []
+    for file_name, text in fragments(reports).items():
+        path = out / file_name
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            problems.append("".join(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
+                                                         str(path), "rendered from the report")))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    parser.add_argument("--reports", type=Path, default=REPORTS)
+    parser.add_argument("--out", type=Path, default=DOCS)
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check(args.reports, args.out)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print("the docs' benchmark tables differ from the reports: run `python benchmarks/render.py`",
+                  file=sys.stderr)
+        return 1 if problems else 0
+    for path in write(args.reports, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
