@@ -125,7 +125,7 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
     first_clf = encoded_sets[sets[0]][0]
     loop = PromptOnce(first_clf.backend.model_path, n_ctx=first_clf.config.runtime.n_ctx,
                       threads=first_clf.backend.threads)  # type: ignore[attr-defined]
-    for row, name in zip(rows, sets):
+    for row, name in zip(rows, sets, strict=True):
         clf, texts, encoded, reference, reference_s = encoded_sets[name]
         loop.score(encoded[:1])  # warm-up, as the engine's pinned prefix was
         before = loop.tokens_decoded
@@ -133,7 +133,7 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
         once = loop.score(encoded)
         once_s = time.perf_counter() - start
         worst = max(float(np.abs(o[len(o) - c.n_scored:] - r[len(r) - c.n_scored:]).max())
-                    for text, ot, rt in zip(encoded, once, reference) for c, o, r in zip(text.candidates, ot, rt))
+                    for text, ot, rt in zip(encoded, once, reference, strict=True) for c, o, r in zip(text.candidates, ot, rt, strict=True))
         row.update({
             "prompt_once_texts_per_s": n / once_s, "speedup_vs_prompt_once": once_s / (n / row["engine_texts_per_s"]),
             "prompt_once_vs_reference": reference_s / once_s,
