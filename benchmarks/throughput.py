@@ -133,7 +133,8 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
         once = loop.score(encoded)
         once_s = time.perf_counter() - start
         worst = max(float(np.abs(o[len(o) - c.n_scored:] - r[len(r) - c.n_scored:]).max())
-                    for text, ot, rt in zip(encoded, once, reference, strict=True) for c, o, r in zip(text.candidates, ot, rt, strict=True))
+                    for text, ot, rt in zip(encoded, once, reference, strict=True)
+                    for c, o, r in zip(text.candidates, ot, rt, strict=True))
         row.update({
             "prompt_once_texts_per_s": n / once_s, "speedup_vs_prompt_once": once_s / (n / row["engine_texts_per_s"]),
             "prompt_once_vs_reference": reference_s / once_s,
