@@ -45,10 +45,11 @@ def nats(x: float) -> str:
     return "0.0" if x == 0 else f"{x:.1e}"
 
 
-def source(name: str, report: dict[str, Any]) -> str:
+def source(path: str, report: dict[str, Any]) -> str:
     """Where the numbers above come from, as the report recorded it."""
     meta = report.get("provenance")
-    path = f"`benchmarks/reports/{name}.json`"
+    name = Path(path).stem
+    path = f"`{path}`"
     if meta is None:
         return (f"\nNumbers from {path}, a report written before reports recorded their commit and machine; "
                 f"`python benchmarks/run.py --only {name}` measures it again.\n")
@@ -146,13 +147,14 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def render(name: str, report: dict[str, Any] | None) -> str:
-    """One docs fragment: the table and its source, or how to make the report."""
+def render(name: str, report: dict[str, Any] | None, path: str = "") -> str:
+    """One docs fragment: the table and its source (``path``: the report's, as the page names it), or how to
+    make the report."""
     if report is None or ("provenance" not in report and name != "tune"):  # tune.json predates provenance
         command = "python benchmarks/run.py" + ("" if name != "tune" else " --only tune")
         return f"No report has been committed for this table yet: `{command}` measures it.\n"
     results = report["results"] if "provenance" in report else report
-    return RENDERERS[name](results) + source(name, report)
+    return RENDERERS[name](results) + source(path or f"benchmarks/reports/{name}.json", report)
 
 
 def read(reports: Path, name: str) -> dict[str, Any] | None:
@@ -160,8 +162,14 @@ def read(reports: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def shown(path: Path) -> str:
+    """A report's path as a page names it: relative to the repository where it is inside."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
 def fragments(reports: Path = REPORTS) -> dict[str, str]:
-    return {f"{name}.inc.md": render(name, read(reports, name)) for name in RENDERERS}
+    return {f"{name}.inc.md": render(name, read(reports, name), shown(reports / f"{name}.json")) for name in RENDERERS}
 
 
 def write(reports: Path = REPORTS, out: Path = DOCS) -> list[Path]:
