@@ -144,7 +144,7 @@ def main() -> None:
     port = free_port()
     command = [sys.executable, "-m", "lpclassify", "serve", "-c", args.config, "--model", args.model,
                "--threads", str(args.threads), "--port", str(port), "--max-wait-ms", str(args.max_wait_ms),
-               "--max-queue", "1024"]
+               "--max-queue", "1024", "--timeout", "3600"]
     server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = f"http://127.0.0.1:{port}"
     results = []

@@ -61,15 +61,17 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else value  # NaN: an abstention on an empty text (JSON has no NaN)
 
 
-def classification_data(index: int, prediction: Prediction, names: tuple[str, ...], top_k: int | None
-                        ) -> ClassificationData:
+def classification_data(index: int, prediction: Prediction, names: tuple[str, ...], top_k: int | None,
+                        single: bool = True) -> ClassificationData:
+    """One row of a /v1/classify answer; ``top_k`` keeps the k most likely labels' probabilities (and, in
+    single-label mode, makes them the chosen labels, as ``classify --top-k`` does)."""
     probs = prediction.probabilities
     chosen = list(prediction.labels)
     shown = dict(probs)
     if top_k is not None:
         best = sorted(names, key=lambda name: -probs[name])[:top_k]  # stable: ties keep label order
         shown = {name: probs[name] for name in best}
-        if not prediction.abstained and len(chosen) <= 1:  # single-label: the k best are the labels
+        if single and not prediction.abstained:
             chosen = best
     return ClassificationData(index=index, label=prediction.label, labels=chosen,
                               probs=[_number(probs[name]) for name in names], num_classes=len(names),
@@ -146,7 +148,8 @@ def create_app(service: Service, settings: AppSettings = AppSettings()) -> ASGIA
         result = await service.classify(clf, items)
         names = clf.config.label_names
         top_k = min(body.top_k, len(names)) if body.top_k else None
-        data = [classification_data(i, p, names, top_k) for i, p in enumerate(result.predictions)]
+        single = clf.config.decision.mode == "single"
+        data = [classification_data(i, p, names, top_k, single) for i, p in enumerate(result.predictions)]
         usage = UsageInfo(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens)
         return ClassificationResponse(model=body.model, data=data, usage=usage)
 

@@ -169,8 +169,7 @@ class Batcher:
         kept: collections.deque[Job] = collections.deque()
         size = 0
         for job in self._waiting:
-            fits = job.key == key and (not jobs or size + len(job.items) <= self.max_batch_size)
-            if fits and not (jobs and size >= self.max_batch_size):
+            if job.key == key and (not jobs or size + len(job.items) <= self.max_batch_size):
                 jobs.append(job)
                 size += len(job.items)
             else:
