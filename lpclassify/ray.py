@@ -205,7 +205,7 @@ def prediction_columns(batch: Mapping[str, np.ndarray], predictions: Sequence[Pr
     out["label"] = np.array([p.label for p in predictions], dtype=object)
     out["labels"] = np.array([";".join(p.labels) for p in predictions], dtype=object)
     for name, column in zip(label_names, probs, strict=True):
-        out[column] = np.array([p.probabilities[name] for p in predictions], dtype=np.float64)
+        out[column] = np.array([p.probabilities.get(name, np.nan) for p in predictions], dtype=np.float64)
     out["abstained"] = np.array([p.abstained for p in predictions], dtype=bool)
     out["reason"] = np.array([p.reason for p in predictions], dtype=object)
     out["truncated"] = np.array([p.truncated for p in predictions], dtype=bool)

@@ -9,7 +9,7 @@ nothing of calibration or decisions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,10 @@ from .prompts import Prompter
 from .scores import CompletionScore, RawScores, completion_score, mean_score
 from .slots import completion_chars, make_slots
 from .tokenization import EncodedText, Prompt, encode_pairs, tokenize_prompt
+
+# A text's best-first search: given the log-probs read so far (trie node -> token -> log p), the
+# next trie node to decode through, or None when done.
+Chooser = Callable[[dict[tuple[int, ...], dict[int, float]]], "tuple[int, ...] | None"]
 
 
 class Scorer:
@@ -94,11 +98,15 @@ class Scorer:
             return [encoded for encoded, _ in fitter.windows(text)], False
         return [fitter.truncate(text, self.config.runtime.truncate_side)[0]], True
 
-    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False,
+                   choose: Callable[[EncodedText], Chooser] | None = None) -> RawScores:
         """Summed log-probs of every candidate for every input: one model pass.
 
         A text scored in several windows (``long_inputs: chunk``) gets, per candidate, the mean
         of its windows' log-probs; calibration and the decision then work on it as on any text.
+        ``choose``: a best-first search (:mod:`lpclassify.top_k`) where the backend has one and
+        every text is one window; each text's chooser comes from ``choose(its encoding)``, and
+        completions it never finished score NaN. Otherwise ``choose`` is never called.
         """
         windows: list[EncodedText] = []
         n_chunks: list[int] = []
@@ -109,8 +117,11 @@ class Scorer:
             n_chunks.append(len(encoded))
             truncated.append(cut)
         with self._lock:
+            search = getattr(self.backend, "search", None)
             if reference:
                 token_logprobs = self.backend.score_reference(windows)
+            elif choose is not None and search is not None and len(windows) == len(texts):
+                token_logprobs = search(windows, [choose(encoded) for encoded in windows], prefix=self.prefix)
             else:
                 token_logprobs = self.backend.score(windows, prefix=self.prefix)
         rows: list[tuple[CompletionScore, ...]] = []

@@ -12,6 +12,7 @@ from .templates import template_fields
 
 NORMALIZATIONS = ("sum", "mean", "chars")
 AGGREGATIONS = ("logsumexp", "max")
+SEARCHES = ("exhaustive", "top_k")
 MODES = ("single", "multi")
 LONG_INPUT_POLICIES = ("truncate", "chunk")
 TRUNCATE_SIDES = ("head", "tail", "middle")
@@ -73,6 +74,9 @@ class Scoring:
     content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
     calibration_file: str | None = None
     temperature: float = 1.0  # calibrated log-probabilities are divided by it before the label biases are added
+    # "top_k": decode only the trie branches that can still reach the top decision.top_k (see lpclassify.top_k)
+    search: str = "exhaustive"
+    tolerance: float | None = None  # top_k: go on until the probabilities are exact to this share of themselves
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .schema import (
     LONG_INPUT_POLICIES,
     MODES,
     NORMALIZATIONS,
+    SEARCHES,
     TRUNCATE_SIDES,
     Config,
     Decision,
@@ -225,7 +226,8 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
-                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature"))
+                     ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
+                      "search", "tolerance"))
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
@@ -233,6 +235,8 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
+        search=reader.choice("search", SEARCHES, "exhaustive"),
+        tolerance=reader.number("tolerance", 0.0, low=0.0, high=1.0) if reader.has("tolerance") else None,
     )
 
 
