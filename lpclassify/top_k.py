@@ -153,6 +153,8 @@ def search_predictions(clf: Classifier, texts: Sequence[Input]) -> list[Predicti
     predictions are then the usual ones.
     """
     config = clf.config
+    if config.decision.top_k >= len(config.labels):  # nothing can be pruned
+        return clf.decide(clf.raw_scores(texts))
     slots = clf.scorer.slots
     owners = [slot.label for slot in slots]
     n_chars = np.array(completion_chars(slots))
