@@ -292,6 +292,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(measure(args.model, args.worker, args.texts, args.workload, args.quick)))
         return
+    measured_on = provenance()  # before the run: the code the workers load
     rows = []
     print("| " + " | ".join(name for name, _, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS), flush=True)
     for count in args.counts if args.workload == "agnews" else [1]:
@@ -304,7 +305,7 @@ def main() -> None:
     print_targets(rows)
     path = args.json or ROOT / "benchmarks" / "reports" / f"labels-{args.workload}-n{args.texts}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**provenance(), "command": " ".join(sys.argv[1:]), "rows": rows}, indent=2))
+    path.write_text(json.dumps({**measured_on, "command": " ".join(sys.argv[1:]), "rows": rows}, indent=2))
     print(f"saved {path}")
 
 
