@@ -21,6 +21,8 @@ import collections
 import functools
 import itertools
 import json
+import os
+import platform
 import re
 import resource
 import subprocess
@@ -46,6 +48,20 @@ STOP = set(
 COUNTS = [4, 20, 77, 150, 500, 1000]
 MAX_COMPLETION_TOKENS = 4
 REFERENCE_LABELS = 12  # labels the reference loop is timed on, per count
+TOP_KS = (1, 5)
+# The second workload: configs/support_taxonomy.yaml's 110 intents ("area > intent", 3-6 tokens)
+# on support messages written for this benchmark.
+SUPPORT_CONFIG = ROOT / "configs" / "support_taxonomy.yaml"
+SUPPORT_MESSAGES = [
+    "I was billed twice this month for the same plan, can you refund one of them?",
+    "My phone has had no signal at home since Tuesday, calls keep dropping.",
+    "I'm flying to Spain next week, how do I turn on roaming and what does it cost per day?",
+    "The engineer never showed up for my broadband installation this morning.",
+    "I lost my SIM card yesterday and need a replacement sent out.",
+    "I want to switch to you from my current provider but keep my number.",
+    "The sports channels disappeared from my TV package after the update.",
+    "How much would it cost to leave my contract eight months early?",
+]
 
 
 @functools.cache
@@ -88,21 +104,65 @@ def read_texts(n: int) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
 
 
-def measure(model: str, count: int, n_texts: int) -> dict:
-    """One label count, in this process."""
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from throughput import prompt_rate
+def workload(model: str, count: int, n_texts: int, name: str) -> tuple[Classifier, list[str]]:
+    """The classifier (exhaustive search, top 5 decided) and the texts of one row."""
+    from lpclassify import Classifier
+    from lpclassify.config import load_config
+
+    if name == "support":
+        config = load_config(SUPPORT_CONFIG)
+        clf = Classifier.from_config({"prompt": config.prompt, "labels": list(config.label_names),
+                                      "decision": {"top_k": 5}}, model=model)
+        return clf, SUPPORT_MESSAGES[:n_texts]
+    pool = Classifier.from_config({"prompt": PROMPT, "labels": label_names(3 * count)}, model=model)
+    labels = short_label_names(count, pool)
+    return Classifier.from_config({"prompt": PROMPT, "labels": labels, "decision": {"top_k": min(5, count)}},
+                                  backend=pool.backend), read_texts(n_texts)
+
+
+def measure_top_k(clf: Classifier, texts: list[str], exhaustive: list, engine_s: float) -> dict:
+    """scoring.search: top_k at k = 1 and 5 on the same backend: texts/s, decodes, the same top k?"""
+    from dataclasses import replace
 
     from lpclassify import Classifier
+
+    out: dict = {}
+    backend = clf.backend
+    for k in TOP_KS:
+        config = replace(clf.config, scoring=replace(clf.config.scoring, search="top_k"),
+                         decision=replace(clf.config.decision, top_k=min(k, len(clf.config.labels))))
+        searched = Classifier(config, backend)
+        searched.calibrator.prepare()  # reference scores, if any (the pinned prefix is the same)
+        before = dict(backend.stats.as_dict())
+        start = time.perf_counter()
+        got = searched.classify_many(texts)
+        seconds = time.perf_counter() - start
+        decodes = backend.stats.decode_calls - before["decode_calls"]
+        out[f"top{k}_texts_per_s"] = len(texts) / seconds
+        out[f"top{k}_speedup_vs_exhaustive_engine"] = engine_s / seconds
+        out[f"top{k}_decodes_per_text"] = decodes / len(texts)
+        out[f"top{k}_same_as_exhaustive"] = all(g.labels == w.labels[:k] for g, w in zip(got, exhaustive, strict=True))
+        out[f"top{k}_max_tolerance"] = max(g.tolerance or 0.0 for g in got)
+    return out
+
+
+def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: bool = False) -> dict:
+    """One label count, in this process (``quick``: no reference loop, prompt-once loop or
+    end-to-end run: the engine, exhaustive and searched, only)."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from prompt_once import timed as prompt_once
+    from throughput import prompt_rate
+
     from lpclassify.backends.llama_cpp.planner import trie_leaves
 
-    pool = Classifier.from_config({"prompt": PROMPT, "labels": label_names(3 * count)}, model=model)
-    clf = Classifier.from_config({"prompt": PROMPT, "labels": short_label_names(count, pool)}, backend=pool.backend)
+    clf, texts = workload(model, count, n_texts, name)
+    count = len(clf.config.labels)
+    n_texts = len(texts)
     backend = clf.backend
-    texts = read_texts(n_texts)
     encoded = [clf.encode(t)[0] for t in texts]
-    rates = [prompt_rate(backend)]
+    repeats = 1 if quick else 3
+    rates = [prompt_rate(backend, repeats=repeats)]
     backend.score(encoded[:1], prefix=clf.scorer.prefix)  # warm-up: the pinned prefix
     before = dict(backend.stats.as_dict())
     start = time.perf_counter()
@@ -115,21 +175,28 @@ def measure(model: str, count: int, n_texts: int) -> dict:
     read_prefixes = sum(len({c.tokens[:d] for c in t.candidates
                              for d in range(len(c.tokens) - c.n_scored, len(c.tokens))}) for t in encoded)
     start = time.perf_counter()
-    clf.classify_many(texts)
-    end_to_end_s = time.perf_counter() - start
+    exhaustive = clf.classify_many(texts) if not quick else []
+    end_to_end_s = time.perf_counter() - start if not quick else float("nan")
+    if quick:  # the exhaustive decisions from the engine's own scores
+        raw = clf.raw_scores(texts)
+        exhaustive = clf.decide(raw)
+    top_k = measure_top_k(clf, texts, exhaustive, engine_s)
+    once_rate, once_decodes, once_scores = (prompt_once(backend.model_path, encoded, n_ctx=backend.n_ctx,
+                                                        threads=backend.threads) if not quick
+                                            else (float("nan"), float("nan"), [[]] * n_texts))
     # The reference loop on a subsample of the labels, scaled per label.
     step = max(1, count // REFERENCE_LABELS)
-    picked = list(range(0, count, step))[:REFERENCE_LABELS]
+    picked = list(range(0, count, step))[:REFERENCE_LABELS if not quick else 1]
     sub = [type(t)(t.prompt, tuple(t.candidates[i] for i in picked)) for t in encoded]
     start = time.perf_counter()
     oracle = backend.score_reference(sub)
     reference_s = (time.perf_counter() - start) * count / len(picked)
-    rates.append(prompt_rate(backend))
+    rates.append(prompt_rate(backend, repeats=repeats))
     worst = max(float(np.abs(engine[k][i][-c.n_scored:] - oracle[k][j][-c.n_scored:]).max())
                 for k, t in enumerate(sub) for j, (i, c) in enumerate(zip(picked, t.candidates, strict=True)))
     raw_rate = max(rates)
     return {
-        "model": model, "labels": count, "texts": n_texts,
+        "workload": name, "model": model, "labels": count, "texts": n_texts,
         "completion_tokens": [min(len(c.tokens) for c in encoded[0].candidates),
                               max(len(c.tokens) for c in encoded[0].candidates)],
         "branches_per_text": float(np.mean([len(trie_leaves(t)) for t in encoded])),
@@ -141,6 +208,14 @@ def measure(model: str, count: int, n_texts: int) -> dict:
         "decodes_per_text": stats["decode_calls"] / n_texts,
         "raw_rate_tokens_per_s": raw_rate, "efficiency": (minimal / engine_s) / raw_rate,
         "max_abs_diff_nats": worst, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "prompt_once_texts_per_s": once_rate, "prompt_once_decodes_per_text": once_decodes,
+        "engine_vs_prompt_once": (n_texts / engine_s) / once_rate,
+        # the careful user's loop decodes completions in tiny batches: other kernels, other last bits
+        # (strict=False: a quick run has no prompt-once scores, and the max is then nan)
+        "prompt_once_max_abs_diff_nats": max((abs(float(np.nansum(v)) - s)
+                                              for e, o in zip(engine, once_scores, strict=True)
+                                              for v, s in zip(e, o, strict=False)), default=float("nan")),
+        **top_k,
     }
 
 
@@ -155,13 +230,54 @@ def print_targets(rows: list[dict]) -> None:
                    f"{r['logit_rows_per_text']:.1f} vs {r['read_prefixes_per_text']:.1f}"),
                   ("max |engine - oracle| <= 1e-4 nats", r["max_abs_diff_nats"] <= 1e-4,
                    f"{r['max_abs_diff_nats']:.1e}")]
+        if r["labels"] >= 77:
+            floor = 0.3 if r["labels"] >= 1000 else 0.5
+            checks.append((f"efficiency >= {floor}", r["efficiency"] >= floor, f"{r['efficiency']:.2f}"))
+        same = (r["top1_same_as_exhaustive"], r["top5_same_as_exhaustive"])
+        checks.append(("top-1 and top-5 search == exhaustive", all(same), f"{same[0]}/{same[1]}"))
         if r["labels"] == 77:
             checks.append(("speed-up >= 10x", r["speedup"] >= 10, f"{r['speedup']:.1f}x"))
         if r["labels"] == 1000:
             checks.append(("speed-up >= 20x", r["speedup"] >= 20, f"{r['speedup']:.1f}x"))
+            checks.append(("top-5 search >= 10x exhaustive texts/s", r["top5_speedup_vs_exhaustive_engine"] >= 10,
+                           f"{r['top5_speedup_vs_exhaustive_engine']:.1f}x"))
             checks.append(("peak RSS <= 1.5 GB", r["peak_rss_mb"] <= 1536, f"{r['peak_rss_mb']:.0f} MB"))
         for name, met, figure in checks:
             print(f"  {'met   ' if met else 'MISSED'} {r['labels']} labels: {name} ({figure})")
+
+
+def provenance() -> dict:
+    """The commit and machine a report was measured on."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "load_average": list(os.getloadavg()),
+                        "python": platform.python_version(), "system": platform.platform()}}
+
+
+COLUMNS = [("labels", "labels", "{}"), ("tokens/completion", "completion_tokens", "{0[0]}-{0[1]}"),
+           ("branches", "branches_per_text", "{:.0f}"), ("engine t/s", "engine_texts_per_s", "{:.2f}"),
+           ("end-to-end t/s", "end_to_end_texts_per_s", "{:.2f}"), ("ref t/s", "reference_texts_per_s", "{:.4f}"),
+           ("speed-up", "speedup", "{:.1f}x"), ("prompt-once t/s", "prompt_once_texts_per_s", "{:.2f}"),
+           ("engine/prompt-once", "engine_vs_prompt_once", "{:.1f}x"),
+           ("top-1 t/s", "top1_texts_per_s", "{:.2f}"), ("top-5 t/s", "top5_texts_per_s", "{:.2f}"),
+           ("top-5/exhaustive", "top5_speedup_vs_exhaustive_engine", "{:.1f}x"),
+           ("same top-1/top-5", "same_top", "{}"), ("tokens/text", "tokens_per_text", "{:.1f}"),
+           ("minimal", "minimal_tokens_per_text", "{:.1f}"), ("padding", "padding_per_text", "{:.1f}"),
+           ("logit rows", "logit_rows_per_text", "{:.1f}"), ("read prefixes", "read_prefixes_per_text", "{:.1f}"),
+           ("decodes", "decodes_per_text", "{:.1f}"), ("decodes top-1/top-5/prompt-once", "decodes", "{}"),
+           ("raw tok/s", "raw_rate_tokens_per_s", "{:.0f}"), ("efficiency", "efficiency", "{:.2f}"),
+           ("max|Δ| nats", "max_abs_diff_nats", "{:.1e}"), ("peak RSS MB", "peak_rss_mb", "{:.0f}")]
+
+
+def table_row(r: dict) -> str:
+    r = {**r, "same_top": f"{r['top1_same_as_exhaustive']}/{r['top5_same_as_exhaustive']}",
+         "decodes": f"{r['top1_decodes_per_text']:.1f}/{r['top5_decodes_per_text']:.1f}/"
+                    f"{r['prompt_once_decodes_per_text']:.0f}"}
+    return "| " + " | ".join(fmt.format(r[key]) for _, key, fmt in COLUMNS) + " |"
 
 
 def main() -> None:
@@ -169,32 +285,31 @@ def main() -> None:
     parser.add_argument("--counts", nargs="+", type=int, default=COUNTS)
     parser.add_argument("--texts", type=int, default=8)
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "labels.json")
+    parser.add_argument("--workload", choices=["agnews", "support"], default="agnews",
+                        help="agnews: AG News words at each --counts; support: configs/support_taxonomy.yaml")
+    parser.add_argument("--json", type=Path, help="default: benchmarks/reports/labels-<workload>-n<texts>.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="the engine only (exhaustive and top-k): no reference, prompt-once or end-to-end run")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.model, args.worker, args.texts)))
+        print(json.dumps(measure(args.model, args.worker, args.texts, args.workload, args.quick)))
         return
+    measured_on = provenance()  # before the run: the code the workers load
     rows = []
-    header = ("labels", "tokens/completion", "branches", "engine t/s", "end-to-end t/s", "ref t/s", "speed-up",
-              "tokens/text", "minimal", "padding", "logit rows", "read prefixes", "decodes", "raw tok/s",
-              "efficiency", "max|Δ| nats", "peak RSS MB")
-    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
-    for count in args.counts:
-        command = [sys.executable, __file__, "--worker", str(count), "--texts", str(args.texts), "--model", args.model]
+    print("| " + " | ".join(name for name, _, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS), flush=True)
+    for count in args.counts if args.workload == "agnews" else [1]:
+        command = [sys.executable, __file__, "--worker", str(count), "--texts", str(args.texts), "--model",
+                   args.model, "--workload", args.workload] + (["--quick"] if args.quick else [])
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         rows.append(r)
-        print(f"| {r['labels']} | {r['completion_tokens'][0]}-{r['completion_tokens'][1]} | "
-              f"{r['branches_per_text']:.0f} | {r['engine_texts_per_s']:.2f} | {r['end_to_end_texts_per_s']:.2f} | "
-              f"{r['reference_texts_per_s']:.4f} | {r['speedup']:.1f}x | {r['tokens_per_text']:.1f} | "
-              f"{r['minimal_tokens_per_text']:.1f} | {r['padding_per_text']:.1f} | {r['logit_rows_per_text']:.1f} | "
-              f"{r['read_prefixes_per_text']:.1f} | {r['decodes_per_text']:.1f} | {r['raw_rate_tokens_per_s']:.0f} | "
-              f"{r['efficiency']:.2f} | {r['max_abs_diff_nats']:.1e} | {r['peak_rss_mb']:.0f} |", flush=True)
+        print(table_row(r), flush=True)
     print_targets(rows)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
-    print(f"saved {args.json}")
+    path = args.json or ROOT / "benchmarks" / "reports" / f"labels-{args.workload}-n{args.texts}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**measured_on, "command": " ".join(sys.argv[1:]), "rows": rows}, indent=2))
+    print(f"saved {path}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ may differ in the last bits, since tiny decodes run other kernels.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ class PromptOnce:
         self.batch = lib.llama_batch_init(n_ctx, 0, 1)
         self.n_vocab = lib.llama_vocab_n_tokens(lib.llama_model_get_vocab(self.model))
         self.tokens_decoded = 0
+        self.decodes = 0
 
     def _decode(self, tokens: Sequence[int], start: int, logits_from: int) -> None:
         """Decode ``tokens`` at positions ``start``... on sequence 0; logits for tokens ``logits_from``... ."""
@@ -65,6 +68,7 @@ class PromptOnce:
         if self.lib.llama_decode(self.ctx, batch) != 0:
             raise RuntimeError(f"llama_decode failed on {len(tokens)} tokens")
         self.tokens_decoded += len(tokens)
+        self.decodes += 1
 
     def _log_softmax(self, index: int) -> np.ndarray:
         row = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
@@ -97,3 +101,16 @@ class PromptOnce:
         self.lib.llama_batch_free(self.batch)
         self.lib.llama_free(self.ctx)
         self.lib.llama_model_free(self.model)
+
+
+def timed(model_path: str | Path, texts: Sequence[Any], *, n_ctx: int = 1024,
+          threads: int | None = None) -> tuple[float, float, list[list[float]]]:
+    """(texts/s, decodes per text, every candidate's summed log-prob) of the prompt-once loop over ``texts``."""
+    loop = PromptOnce(model_path, n_ctx=n_ctx, threads=threads or os.cpu_count() or 1)
+    try:
+        start = time.perf_counter()
+        scores = [[float(values.sum()) for values in text] for text in loop.score(texts)]
+        seconds = time.perf_counter() - start
+        return len(texts) / seconds, loop.decodes / len(texts), scores
+    finally:
+        loop.close()

@@ -14,6 +14,7 @@ It never reads argv, prints or exits: I/O lives in :mod:`lpclassify.cli` and :mo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ from .labels import label_indices
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
+from .top_k import search_predictions, searchable
+
+log = logging.getLogger("lpclassify")
 
 if TYPE_CHECKING:
     from .explanation import Explanation
@@ -45,6 +49,7 @@ class Classifier:
         self.scorer = Scorer(config, backend)
         self.calibrator = Calibrator(self.scorer, backend.identity())
         self.classes_ = np.array(config.label_names)
+        self._search_notice = False
 
     @classmethod
     def from_config(cls, config: str | Path | Mapping[str, Any] | Config, model: str | None = None, *,
@@ -231,10 +236,24 @@ class Classifier:
                                  "abstain on empty texts instead)")
         if live:
             self.calibrator.prepare()
-            raw = self.raw_scores([texts[i] for i in live])
-            for i, prediction in zip(live, self.decide(raw), strict=True):
+            live_texts = [texts[i] for i in live]
+            if self._search_top_k():
+                predictions = search_predictions(self, live_texts)
+            else:
+                predictions = self.decide(self.raw_scores(live_texts))
+            for i, prediction in zip(live, predictions, strict=True):
                 results[i] = prediction
         return [p for p in results if p is not None]
+
+    def _search_top_k(self) -> bool:
+        """Whether ``scoring.search: top_k`` applies; where it cannot, a one-line notice, once."""
+        if self.config.scoring.search != "top_k":
+            return False
+        why = searchable(self.config)
+        if why is not None and not self._search_notice:
+            log.warning("scoring.search: top_k falls back to exhaustive scoring: %s", why)
+            self._search_notice = True
+        return why is None
 
     def decide(self, raw: RawScores, probabilities: np.ndarray | None = None) -> list[Prediction]:
         """Predictions from raw scores (and, optionally, probabilities computed elsewhere)."""
@@ -256,7 +275,7 @@ class Classifier:
     def predict_proba(self, texts: Iterable[Input]) -> np.ndarray:
         """Probabilities (n_texts, n_labels) in the order of :attr:`classes_`."""
         predictions = self.classify_many(texts)
-        return np.array([[p.probabilities[name] for name in self.classes_] for p in predictions]).reshape(
+        return np.array([[p.probabilities.get(name, np.nan) for name in self.classes_] for p in predictions]).reshape(
             len(predictions), len(self.classes_))
 
     def __repr__(self) -> str:

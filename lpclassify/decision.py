@@ -27,7 +27,9 @@ class Prediction:
     in multi-label mode each is that label's own yes-probability). ``labels`` lists the chosen
     labels: the top-k in single-label mode, every label over its threshold in multi-label mode.
     ``truncated``: the text was cut to fit the context; ``n_chunks``: it was scored in that many
-    windows (``runtime.long_inputs: chunk``).
+    windows (``runtime.long_inputs: chunk``). A pruned search (``scoring.search: top_k``) gives
+    ``probabilities`` only for the labels it read in full, each low by at most ``tolerance``
+    times itself, and for every other label an upper bound on its probability in ``pruned``.
     """
 
     label: str | None
@@ -38,6 +40,8 @@ class Prediction:
     scores: tuple[CompletionScore, ...] = field(default=(), repr=False)
     truncated: bool = False
     n_chunks: int = 1
+    pruned: dict[str, float] = field(default_factory=dict, repr=False)
+    tolerance: float | None = None
 
     def as_dict(self, *, top_k: int | None = None) -> dict[str, object]:
         """A JSON-ready record (what the CLI writes); ``top_k``: only the k most likely labels'
@@ -57,6 +61,10 @@ class Prediction:
             record["truncated"] = True
         if self.n_chunks > 1:
             record["chunks"] = self.n_chunks
+        if self.tolerance is not None:
+            record["tolerance"] = float(f"{self.tolerance:.3g}")
+            record["pruned"] = len(self.pruned)
+            record["pruned_bound"] = round(max(self.pruned.values(), default=0.0), 6)
         return record
 
 

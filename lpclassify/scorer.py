@@ -50,6 +50,11 @@ class EncodedInputs:
                              [t for p in parts for t in p.truncated])
 
 
+# A text's best-first search: given the log-probs read so far (trie node -> token -> log p), the
+# next trie node to decode through, or None when done.
+Chooser = Callable[[dict[tuple[int, ...], dict[int, float]]], "tuple[int, ...] | None"]
+
+
 class Scorer:
     """Scores inputs for one config on one backend. Threads may share it (model calls are serialized)."""
 
@@ -140,13 +145,17 @@ class Scorer:
             return [encoded for encoded, _ in fitter.windows(text)], False
         return [fitter.truncate(text, self.config.runtime.truncate_side)[0]], True
 
-    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
+    def raw_scores(self, texts: Sequence[Input], *, reference: bool = False,
+                   choose: Callable[[EncodedText], Chooser] | None = None) -> RawScores:
         """Summed log-probs of every candidate for every input: one model pass.
 
         A text scored in several windows (``long_inputs: chunk``) gets, per candidate, the mean
         of its windows' log-probs; calibration and the decision then work on it as on any text.
+        ``choose``: a best-first search (:mod:`lpclassify.top_k`) where the backend has one and
+        every text is one window; each text's chooser comes from ``choose(its encoding)``, and
+        completions it never finished score NaN. Otherwise ``choose`` is never called.
         """
-        return self.score_encoded(self.encode_inputs(texts), reference=reference)
+        return self.score_encoded(self.encode_inputs(texts), reference=reference, choose=choose)
 
     def encode_inputs(self, texts: Sequence[Input]) -> EncodedInputs:
         """Every input's encoding(s), ready for :meth:`score_encoded` (the server batches these)."""
@@ -160,12 +169,16 @@ class Scorer:
             truncated.append(cut)
         return EncodedInputs(windows, n_chunks, truncated)
 
-    def score_encoded(self, encoded: EncodedInputs, *, reference: bool = False) -> RawScores:
+    def score_encoded(self, encoded: EncodedInputs, *, reference: bool = False,
+                      choose: Callable[[EncodedText], Chooser] | None = None) -> RawScores:
         """:meth:`raw_scores` of inputs already encoded: the model pass and the sums per completion."""
         windows, n_chunks, truncated = encoded.windows, encoded.n_chunks, encoded.truncated
         with self._lock:
+            search = getattr(self.backend, "search", None)
             if reference:
                 token_logprobs = self.backend.score_reference(windows)
+            elif choose is not None and search is not None and len(windows) == len(encoded):
+                token_logprobs = search(windows, [choose(window) for window in windows], prefix=self.prefix)
             else:
                 token_logprobs = self.backend.score(windows, prefix=self.prefix)
         rows: list[tuple[CompletionScore, ...]] = []

@@ -57,6 +57,10 @@ def config_mapping(config: Config) -> dict[str, Any]:
         scoring["content_free"] = list(s.content_free)
     if s.calibration_file:
         scoring["calibration_file"] = s.calibration_file
+    if s.search != "exhaustive":
+        scoring["search"] = s.search
+    if s.tolerance is not None:
+        scoring["tolerance"] = s.tolerance
     out["scoring"] = scoring
     d = config.decision
     decision: dict[str, Any] = {"mode": d.mode, "threshold": d.threshold, "top_k": d.top_k}

@@ -12,6 +12,7 @@ from .templates import template_fields
 
 NORMALIZATIONS = ("sum", "mean", "chars")
 AGGREGATIONS = ("logsumexp", "max")
+SEARCHES = ("exhaustive", "top_k")
 MODES = ("single", "multi")
 LONG_INPUT_POLICIES = ("truncate", "chunk")
 TRUNCATE_SIDES = ("head", "tail", "middle")
@@ -87,6 +88,9 @@ class Scoring:
         """How a label's completion scores combine. Channel: a label's verbalizations are a uniform
         mixture, p(x | label) = mean over them of p(x | verbalization), so ``logsumexp`` is a log-mean."""
         return "logmeanexp" if self.channel and self.aggregate == "logsumexp" else self.aggregate
+    # "top_k": decode only the trie branches that can still reach the top decision.top_k (see lpclassify.top_k)
+    search: str = "exhaustive"
+    tolerance: float | None = None  # top_k: go on until the probabilities are exact to this share of themselves
 
 
 @dataclass(frozen=True)

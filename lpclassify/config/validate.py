@@ -32,6 +32,7 @@ from .schema import (
     LONG_INPUT_POLICIES,
     MODES,
     NORMALIZATIONS,
+    SEARCHES,
     TRUNCATE_SIDES,
     Config,
     Decision,
@@ -300,7 +301,7 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
                      ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
-                      "direction"), top.problems)
+                      "direction", "search", "tolerance"), top.problems)
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
@@ -309,6 +310,8 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
         direction=reader.choice("direction", DIRECTIONS, "direct"),
+        search=reader.choice("search", SEARCHES, "exhaustive"),
+        tolerance=reader.number("tolerance", 0.0, low=0.0, high=1.0) if reader.has("tolerance") else None,
     )
 
 

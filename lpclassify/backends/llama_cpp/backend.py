@@ -47,7 +47,7 @@ from .bindings import KvMemory, create_context, default_threads, load_llama_cpp,
 from .decoder import Decoder, EngineStats
 from .engine import PIN_BLOCK, Engine
 from .kv_cells import KvCells, Row
-from .planner import FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, TEXT_SEQS, Limits
+from .planner import FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, TEXT_SEQS, Chooser, Limits
 from .vocab import Vocab, chat_template_text, model_metadata
 
 log = logging.getLogger("lpclassify")
@@ -211,6 +211,22 @@ class LlamaCppBackend(ModelHandle):
             return self.score_reference(texts)
         with self._lock:
             results = self._engine.score(texts, prefix, self._limits())
+            self.stats.texts += len(texts)
+            return results
+
+    def search(self, texts: Sequence[EncodedText], choosers: Sequence[Chooser], *,
+               prefix: Sequence[int] = ()) -> ScoreResult:
+        """:meth:`score`, decoding only the trie branches each text's chooser asks for, best first.
+
+        After the prompt, and after each branch, ``choosers[i]`` gets the log-probs read so far
+        (trie node -> token -> log p) and names the next fed node to decode through, or None.
+        Tokens never read come back as NaN. Each branch is decoded exactly as :meth:`score`
+        would, so every value read equals the oracle's.
+        """
+        if not self.can_roll_back:
+            return self.score_reference(texts)
+        with self._lock:
+            results = self._engine.score(texts, prefix, self._limits(), choosers)
             self.stats.texts += len(texts)
             return results
 

@@ -20,13 +20,16 @@ from .planner import (
     MIN_DECODE_TOKENS,
     PREFIX_SEQ,
     TEXT_SEQS,
+    Chooser,
     Limits,
     NodeValues,
     TextPlan,
+    add_wave,
     attention_span,
     candidate_values,
     capacity_message,
     fits,
+    plan_open,
     plan_text,
     retire_wave,
     wave_copies,
@@ -111,13 +114,20 @@ class Engine:
 
     # ------------------------------------------------------------------ texts
 
-    def _plan(self, text: EncodedText, first_seq: int, cursor: int) -> TextPlan:
+    def _plan(self, text: EncodedText, first_seq: int, cursor: int, open_ended: bool) -> TextPlan:
         """Lay one text out from the first aligned cell at or after ``cursor``."""
         reused = len(self.pinned)
-        return plan_text(text, reused=reused, start=self.cells.text_start(cursor, reused), first_seq=first_seq)
+        plan = plan_open if open_ended else plan_text
+        return plan(text, reused=reused, start=self.cells.text_start(cursor, reused), first_seq=first_seq)
 
-    def score(self, texts: Sequence[EncodedText], prefix: Sequence[int], limits: Limits) -> ScoreResult:
-        """Per-token log-probs of every candidate of every text, each token decoded at most once."""
+    def score(self, texts: Sequence[EncodedText], prefix: Sequence[int], limits: Limits,
+              choosers: Sequence[Chooser] | None = None) -> ScoreResult:
+        """Per-token log-probs of every candidate of every text, each token decoded at most once.
+
+        ``choosers`` (one per text): a best-first search instead of the whole trie. After each
+        wave a text's chooser names the next branch to decode (None: done); tokens never read
+        come back as NaN.
+        """
         wanted = self.pinnable(prefix)
         if self._repin or wanted != self._pin_wanted:
             self._pin(wanted)
@@ -127,23 +137,24 @@ class Engine:
         if shared < len(self.pinned):
             self._shrink_pin(shared)
         base = self.cells.base
+        open_ended = choosers is not None
         results: ScoreResult = []
         plans: list[TextPlan] = []
         for text in texts:
-            plan = self._plan(text, plans[-1].seqs[-1] + 1, plans[-1].end) if plans else None
+            plan = self._plan(text, plans[-1].seqs[-1] + 1, plans[-1].end, open_ended) if plans else None
             if plan is None or not fits([*plans, plan], base, limits):
                 if plans:
-                    results.extend(self._run(plans))
+                    results.extend(self._run(plans, choosers[len(results):] if choosers else None))
                     plans = []
-                plan = self._plan(text, TEXT_SEQS[0], base)
+                plan = self._plan(text, TEXT_SEQS[0], base, open_ended)
                 if not fits([plan], base, limits):
                     raise CapacityError(capacity_message(text, limits.max_outputs, limits.n_batch))
             plans.append(plan)
         if plans:
-            results.extend(self._run(plans))
+            results.extend(self._run(plans, choosers[len(results):] if choosers else None))
         return results
 
-    def _run(self, plans: Sequence[TextPlan]) -> ScoreResult:
+    def _run(self, plans: Sequence[TextPlan], choosers: Sequence[Chooser] | None) -> ScoreResult:
         """Decode laid-out texts together, wave by wave, and read their candidates."""
         lib, memory = self._lib, self._memory
         try:
@@ -152,29 +163,39 @@ class Engine:
                     lib.llama_memory_seq_cp(memory, PREFIX_SEQ, plan.waves[0].seq, 0, plan.reused)
             values: list[NodeValues] = [{} for _ in plans]
             end = 0
-            for wave in range(max(plan.n_waves for plan in plans)):
+            wave = 0
+            while any(wave < plan.n_waves for plan in plans):  # a search adds waves as it goes
                 for plan in plans:  # the kept prompt and prefix onto the wave's sequences
                     copies, carry = wave_copies(plan, wave)
                     for src, dst, p1 in copies:
                         lib.llama_memory_seq_cp(memory, src, dst, 0, p1)
                     if carry is not None:
                         lib.llama_memory_seq_rm(memory, carry, -1, -1)
-                end = max(end, self._run_wave(plans, wave, values))
+                end = max(end, self._run_wave(plans, wave, values, choosers))
+                wave += 1
             # Filler above this batch's span would widen every later decode's attention.
             self.cells.trim(attention_span(end))
         except BaseException:
             self.recover()
             raise
-        return [[candidate_values(candidate, values[i]) for candidate in plan.text.candidates]
+        partial = choosers is not None
+        return [[candidate_values(candidate, values[i], partial=partial) for candidate in plan.text.candidates]
                 for i, plan in enumerate(plans)]
 
-    def _run_wave(self, plans: Sequence[TextPlan], wave: int, values: list[NodeValues]) -> int:
-        """Decode wave ``wave`` and read its rows; returns one past the highest KV cell it used."""
+    def _run_wave(self, plans: Sequence[TextPlan], wave: int, values: list[NodeValues],
+                  choosers: Sequence[Chooser] | None) -> int:
+        """Decode wave ``wave`` and read its rows; returns one past the highest KV cell it used.
+
+        A searched text's next wave is chosen here, before this one's cells are retired (what
+        the next wave keeps stays)."""
         rows, nodes = wave_rows(plans, wave)
         placement = self.cells.place(rows, MIN_DECODE_TOKENS)
         self.decode(placement)
         for i, node, row in nodes:
             values[i][node] = self.decoder.log_probs(placement.batch_index[row], plans[i].reads_at[node])
+        for i, plan in enumerate(plans):
+            if choosers is not None and wave == plan.n_waves - 1 and (leaf := choosers[i](values[i])) is not None:
+                add_wave(plan, leaf, values[i])
         for plan in plans:
             if (seq := retire_wave(self.cells, plan, wave)) is not None:
                 self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)

@@ -16,7 +16,7 @@ No llama.cpp here, so every rule is tested without a model (tests/test_planner.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,8 @@ MIN_DECODE_TOKENS = 8
 
 # A trie node: the tokens after the prompt (() is the last prompt row) -> log p of each token read there.
 NodeValues = dict[tuple[int, ...], dict[int, float]]
+# A best-first search's choice after each wave: the next branch of a text to decode (None: done).
+Chooser = Callable[[NodeValues], "tuple[int, ...] | None"]
 
 
 ReadRow = tuple[int, tuple[int, ...], Row]  # (text index, trie node, its row)
@@ -51,6 +53,7 @@ class Wave:
     kept: tuple[int, ...]
     seq: int
     n_outputs: int  # logit rows this wave reads for the text
+    reads: frozenset[tuple[int, ...]] | None = None  # the nodes it reads; None: every read node it feeds
 
 
 @dataclass
@@ -75,24 +78,36 @@ class TextPlan:
     # Only scored tokens are read: a candidate's leading tokens that belong to its own prompt
     # (multi-label questions) are fed but never need the vocabulary-wide output row.
     reads_at: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+    # Open-ended: the waves after the first are chosen while decoding (best-first search), so
+    # cells, sequences and logit rows are reserved for any branch.
+    open_ended: bool = False
 
     @property
     def n_prompt_rows(self) -> int:
         return len(self.text.prompt) - self.reused
 
     @property
+    def longest_leaf(self) -> int:
+        if self.open_ended:
+            return max(len(candidate.tokens) for candidate in self.text.candidates) - 1
+        return max(len(wave.leaf) for wave in self.waves)
+
+    @property
     def end(self) -> int:
         """One past the last cell this text may use (room for its longest branch)."""
-        return self.start + self.n_prompt_rows + max(len(wave.leaf) for wave in self.waves)
+        return self.start + self.n_prompt_rows + self.longest_leaf
 
     @property
     def seqs(self) -> list[int]:
         """Every sequence id the text uses."""
-        return sorted({wave.seq for wave in self.waves})
+        first = self.waves[0].seq
+        return [first, first + 1] if self.open_ended else sorted({wave.seq for wave in self.waves})
 
     @property
     def n_outputs(self) -> int:
         """The most logit rows one of its waves reads."""
+        if self.open_ended:
+            return self.longest_leaf + 1
         return max(wave.n_outputs for wave in self.waves)
 
     @property
@@ -132,6 +147,24 @@ def plan_text(text: EncodedText, *, reused: int, start: int, first_seq: int) -> 
     return TextPlan(text=text, reused=reused, start=start, waves=waves, reads_at=reads_at)
 
 
+def plan_open(text: EncodedText, *, reused: int, start: int, first_seq: int) -> TextPlan:
+    """Lay one text out for a best-first search: the first wave decodes the prompt alone (its last
+    row reads every first token); later waves are added with :func:`add_wave` as the search goes."""
+    plan = plan_text(text, reused=reused, start=start, first_seq=first_seq)
+    first = Wave((), (), first_seq, 1 if () in plan.reads_at else 0)
+    return TextPlan(text=text, reused=reused, start=start, waves=[first], reads_at=plan.reads_at, open_ended=True)
+
+
+def add_wave(plan: TextPlan, leaf: tuple[int, ...], read: Container[tuple[int, ...]]) -> None:
+    """Append a wave decoding the branch to ``leaf`` (a fed node) past what the last wave keeps;
+    it reads the nodes it feeds that are read and not in ``read`` (already read)."""
+    last = plan.waves[-1]
+    kept = leaf[: common_prefix_length(leaf, last.leaf)]
+    reads = frozenset(leaf[:depth] for depth in range(len(kept) + 1, len(leaf) + 1)
+                      if leaf[:depth] in plan.reads_at and leaf[:depth] not in read)
+    plan.waves.append(Wave(leaf, kept, plan.waves[0].seq + len(plan.waves) % 2, len(reads), reads))
+
+
 def wave_copies(plan: TextPlan, wave: int) -> tuple[list[tuple[int, int, int]], int | None]:
     """Before wave ``wave`` (> 0): ``(src, dst, p1)``, the copy of the kept prompt and prefix (positions
     below p1) onto the wave's sequence, and the previous wave's sequence, to drop afterwards."""
@@ -161,7 +194,8 @@ def wave_rows(plans: Sequence[TextPlan], wave: int) -> tuple[list[tuple[Row, int
                 nodes.append((i, (), rows[-1][0]))
         for depth in range(len(current.kept), len(current.leaf)):
             node = current.leaf[: depth + 1]
-            row = Row(current.leaf[depth], len(prompt) + depth, [current.seq], node in plan.reads_at)
+            read = node in plan.reads_at if current.reads is None else node in current.reads
+            row = Row(current.leaf[depth], len(prompt) + depth, [current.seq], read)
             rows.append((row, plan.start + plan.n_prompt_rows + depth))
             if row.logits:
                 nodes.append((i, node, row))
@@ -205,11 +239,17 @@ def capacity_message(text: EncodedText, max_outputs: int, n_batch: int) -> str:
             f"({max_outputs} logit rows, n_batch {n_batch}): use shorter completions or raise runtime.n_ctx")
 
 
-def candidate_values(candidate: Candidate, values: dict[tuple[int, ...], dict[int, float]]) -> np.ndarray:
-    """A candidate's per-token log-probs; NaN for its unscored leading tokens (never read)."""
+def candidate_values(candidate: Candidate, values: NodeValues, *, partial: bool = False) -> np.ndarray:
+    """A candidate's per-token log-probs; NaN for its unscored leading tokens (never read) and,
+    when ``partial`` (a pruned search), for tokens whose row was never decoded."""
     first_scored = len(candidate.tokens) - candidate.n_scored
-    return np.array([values[candidate.tokens[:depth]][token] if depth >= first_scored else np.nan
-                     for depth, token in enumerate(candidate.tokens)], dtype=np.float64)
+    out = np.full(len(candidate.tokens), np.nan)
+    for depth in range(first_scored, len(candidate.tokens)):
+        node = candidate.tokens[:depth]
+        if partial and node not in values:
+            break
+        out[depth] = values[node][candidate.tokens[depth]]
+    return out
 
 
 def attention_span(end: int) -> int:
