@@ -136,28 +136,30 @@ def test_parquet_run_killed_with_sigint_resumes_to_the_uninterrupted_table(smoll
     pq = pytest.importorskip("pyarrow.parquet")
     n = 300
     rows = [{"id": i, "text": f"review {i}: {'good' if i % 3 else 'bad'}"} for i in range(n)]
+    rows[20]["text"] = ""  # set aside at once: its side file says the run is under way (Parquet rows are buffered)
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    argv = ["classify", "-c", "sentiment", *SMOL, "--batch-size", "1", "-i", "in.jsonl", "--no-progress"]
+    argv = ["classify", "-c", "sentiment", *SMOL, "--batch-size", "1", "-i", "in.jsonl", "--no-progress",
+            "--errors", "skip"]
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
             "from lpclassify.cli import main; sys.exit(main(sys.argv[1:]))")
     process = subprocess.Popen([sys.executable, "-c", code, *argv, "-o", "out.parquet"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        meta = tmp_path / "out.parquet.partial.json"  # written once the model is loaded and the run starts
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not meta.exists():
+        rejected = tmp_path / "out.parquet.partial.rejected.jsonl"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None and not (
+                rejected.exists() and rejected.read_text(encoding="utf-8").endswith("\n")):
             time.sleep(0.02)
-        time.sleep(1.0)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, err
     assert "Traceback" not in err
     kept = pq.read_table(tmp_path / "out.parquet.partial").num_rows
-    assert 0 < kept < n, err
-    assert f"{kept} input records are done and kept in out.parquet.partial" in err and "--resume" in err
+    assert 20 <= kept < n - 1, err  # the 20 rows before the rejected record, at least
+    assert f"{kept + 1} input records are done and kept in out.parquet.partial" in err and "--resume" in err, err
     assert not (tmp_path / "out.parquet").exists()
 
     import os
@@ -171,5 +173,7 @@ def test_parquet_run_killed_with_sigint_resumes_to_the_uninterrupted_table(smoll
         os.chdir(cwd)
     resumed, whole = pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "whole.parquet")
     assert resumed.schema == whole.schema
-    assert resumed.to_pylist() == whole.to_pylist()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.parquet", "whole.parquet"]
+    assert resumed.to_pylist() == whole.to_pylist() and whole.num_rows == n - 1
+    assert (tmp_path / "out.rejected.jsonl").read_text() == (tmp_path / "whole.rejected.jsonl").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.parquet", "out.rejected.jsonl",
+                                                          "whole.parquet", "whole.rejected.jsonl"]

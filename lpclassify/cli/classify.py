@@ -184,7 +184,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             if run_files is not None:
                 with contextlib.suppress(Exception):  # the original error is the one to report
                     writer.keep()
-            if run_files is not None and (kept := run_files.abandon(writer.count)):
+            if run_files is not None and (kept := run_files.abandon()):
                 exc.hint = (f"{kept} input records are done and kept in {run_files.partial}; "  # type: ignore[attr-defined]
                             "run the same command with --resume to continue")
             raise

@@ -245,15 +245,23 @@ class RunFiles:
         if self.rejected is not None:
             self.rejected.close()
 
-    def abandon(self, new_rows: int) -> int:
-        """Close after a failure; returns how many records the partial files hold (0: they were removed)."""
+    def abandon(self) -> int:
+        """Close after a failure; returns how many input records the partial files hold (0: they were removed).
+
+        The count is read from the files, as ``--resume`` reads it (a torn last row is cut off): an
+        interruption can land between a row's write and any counter's increment.
+        """
         with contextlib.suppress(OSError, ValueError):
             self._sync()
         self._close()
-        rows = self.done + new_rows
         if self.next != self.partial:
             rows = self._keep_parquet()
-        total = rows + (self.rejected.count if self.rejected is not None else 0)
+        elif self.partial.exists():
+            rows = complete_rows(self.partial, self.format, compressed=self.compressed)[0]
+        else:
+            rows = 0
+        rejected = complete_rows(self.rejected_partial, "jsonl")[0] if self.rejected_partial.exists() else 0
+        total = rows + rejected
         if total == 0:
             for path in (self.partial, self.meta, self.rejected_partial):
                 path.unlink(missing_ok=True)
