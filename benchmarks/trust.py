@@ -116,10 +116,11 @@ def pct(value: float | None) -> str:
 
 def markdown(document: dict[str, Any]) -> str:
     lines = [f"# Shipped configs on their {document['split']} sets", "",
-             f"`{document['command']}` at commit `{document['commit']}` (configs from `{document['configs_from']}`), "
-             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs.", "",
-             "| config | model | n (obvious) | obvious right | all right | abstained | notes |",
-             "|---|---|---|---|---|---|---|"]
+             f"`{document['command']}` (configs from `{document['configs_from']}`), "
+             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs; each row names the commit "
+             "it was measured at.", "",
+             "| config | commit | model | n (obvious) | obvious right | all right | abstained | notes |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in document["configs"].items():
         notes = []
         if r["mode"] == "multi":
@@ -127,7 +128,9 @@ def markdown(document: dict[str, Any]) -> str:
             notes.append(f"exact-set {pct(r['exact_set_accuracy'])}, micro-F1 {r['micro_f1']:.3f}; "
                          f"false-positive rate per label: {fpr}")
         notes.append(f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
-        lines.append(f"| {name} | {r['model']} | {r['n']} ({r['n_obvious']}) | {pct(r['obvious_accuracy'])} | "
+        commit = r.get("commit", document["commit"])
+        lines.append(f"| {name} | `{commit}` | {r['model']} | {r['n']} ({r['n_obvious']}) | "
+                     f"{pct(r['obvious_accuracy'])} | "
                      f"{pct(r['accuracy'])} | {r.get('abstained', '-')} | {'; '.join(notes)} |")
     return "\n".join(lines) + "\n"
 
@@ -138,6 +141,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "dev"))
     parser.add_argument("--configs-from", metavar="REV", help="evaluate configs/ as of this git revision")
     parser.add_argument("--model", help="override every config's model (default: each config's own)")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only these configs' results in --json, keep the others (each records its commit)")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
@@ -148,21 +153,31 @@ def main() -> None:
             config_dir = Path(tmp)
             for entry in git("ls-tree", "--name-only", args.configs_from, "configs/").splitlines():
                 (config_dir / Path(entry).name).write_text(git("show", f"{args.configs_from}:{entry}") + "\n")
-        results = {}
+        results: dict[str, Any] = {}
+        if args.update and args.json.exists():  # keep the other configs' results, measured earlier
+            results = {k: v for k, v in json.loads(args.json.read_text())["configs"].items() if k not in args.configs}
+        commit = git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else "")
         for name in args.configs:
             results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads)
             r = results[name]
+            r["commit"] = commit
             print(f"{name}: obvious {pct(r['obvious_accuracy'])}, all {pct(r['accuracy'])} "
                   f"({r['n']} texts, {r['seconds']} s)", flush=True)
+            write(args, results)  # after each config: a long run that is stopped keeps what it measured
+
+
+def write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     document = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1],
                                                   *sys.argv[1:]]),
                 "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
                 "configs_from": args.configs_from or "working tree", "split": args.split, "machine": machine(),
-                "configs": results}
+                "configs": {name: results[name] for name in CONFIGS if name in results},
+                "complete": set(args.configs) <= set(results)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     args.json.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
-    print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
+    if document["complete"]:
+        print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
