@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from trust import git, machine, model_input, read_rows  # noqa: E402
+from trust import commit, git, machine, model_input, read_rows  # noqa: E402
 
 METHODS = ("none", "contextual", "domain", "batch", "pmi")
 TASKS = {  # task: (config, data file)
@@ -106,7 +106,7 @@ def main() -> None:
         summary[method] = {"mean_accuracy": round(sum(accs) / len(accs), 4), "worst_loss": round(max(losses), 4),
                            "mean_loss": round(sum(losses) / len(losses), 4), "best_on": wins}
     document = {"command": "python benchmarks/default_calibration.py " + " ".join(sys.argv[1:]),
-                "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
+                "commit": commit(),
                 "configs_from": args.configs_from, "model": Path(resolve_model("default")).name,
                 "machine": machine(), "results": results, "summary": summary}
     args.json.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

@@ -22,6 +22,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ META = ("label", "obvious")  # JSONL keys that are not input fields
 
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit() -> str:
+    """The short commit, "-dirty" when files other than reports differ from it."""
+    dirty = git("status", "--porcelain", "--", ".", ":!benchmarks/reports")
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 
 def machine() -> dict[str, Any]:
@@ -135,6 +142,28 @@ def markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+STAMP = "# Measured by benchmarks/trust.py"
+
+
+def stamp_configs(document: dict[str, Any]) -> None:
+    """Write each config's measured figures into its closing comment (replacing an older one), so the
+    figures a config states are the report's, never typed by hand."""
+    for name, r in document["configs"].items():
+        path = ROOT / "configs" / f"{name}.yaml"
+        text = path.read_text(encoding="utf-8")
+        text = text[:text.index(STAMP)].rstrip("\n") + "\n" if STAMP in text else text
+        line = (f"{STAMP} (benchmarks/reports/trust.md, commit {r.get('commit', document['commit'])}, "
+                f"{r['model']}) on benchmarks/data/{name}/test.jsonl, never used to choose: "
+                f"{pct(r['obvious_accuracy'])} of its {r['n_obvious']} obvious cases and {pct(r['accuracy'])} "
+                f"of all {r['n']} answered right")
+        if r["mode"] == "multi":
+            line += (f" (exact set); micro-F1 {r['micro_f1']:.3f}; most often wrongly given: "
+                     f"{max(r['false_positive_rate'], key=lambda k: r['false_positive_rate'][k])} "
+                     f"on {pct(r['max_false_positive_rate'])} of the texts without it")
+        path.write_text(text + "\n" + "\n".join(textwrap.wrap(line + ".", 98, initial_indent="",
+                                                               subsequent_indent="# ")) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
@@ -143,10 +172,15 @@ def main() -> None:
     parser.add_argument("--model", help="override every config's model (default: each config's own)")
     parser.add_argument("--update", action="store_true",
                         help="replace only these configs' results in --json, keep the others (each records its commit)")
+    parser.add_argument("--stamp-configs", action="store_true",
+                        help="only rewrite each config's closing comment with its figures from --json")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
 
+    if args.stamp_configs:
+        stamp_configs(json.loads(args.json.read_text(encoding="utf-8")))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         config_dir = ROOT / "configs"
         if args.configs_from:  # the configs of another revision, labels files included
@@ -156,11 +190,11 @@ def main() -> None:
         results: dict[str, Any] = {}
         if args.update and args.json.exists():  # keep the other configs' results, measured earlier
             results = {k: v for k, v in json.loads(args.json.read_text())["configs"].items() if k not in args.configs}
-        commit = git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else "")
+        measured_at = commit()
         for name in args.configs:
             results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads)
             r = results[name]
-            r["commit"] = commit
+            r["commit"] = measured_at
             print(f"{name}: obvious {pct(r['obvious_accuracy'])}, all {pct(r['accuracy'])} "
                   f"({r['n']} texts, {r['seconds']} s)", flush=True)
             write(args, results)  # after each config: a long run that is stopped keeps what it measured
@@ -169,7 +203,7 @@ def main() -> None:
 def write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     document = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1],
                                                   *sys.argv[1:]]),
-                "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
+                "commit": commit(),
                 "configs_from": args.configs_from or "working tree", "split": args.split, "machine": machine(),
                 "configs": {name: results[name] for name in CONFIGS if name in results},
                 "complete": set(args.configs) <= set(results)}
