@@ -16,8 +16,10 @@ tags do not include it. One model is loaded per model file and shared by the con
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -88,8 +90,18 @@ def multi_metrics(rows: list[dict[str, Any]], predictions: list[Any], names: tup
             "false_positive_rate": fpr, "max_false_positive_rate": max(v for v in fpr.values() if v is not None)}
 
 
+def scoring_key(config: Any, model: str, inputs: list[Any]) -> str:
+    """What the raw scores depend on: the model, the prompt, the completions, the examples, the inputs --
+    not the calibration, biases, temperature or thresholds, which apply after scoring."""
+    labels = [(label.name, label.completions, label.description) for label in config.labels]
+    examples = [(e.fields, e.labels) for e in config.examples]
+    key = [model, repr(config.prompt), labels, examples, config.example_separator, repr(config.decision.multi),
+           config.scoring.normalize, config.scoring.aggregate, repr(config.runtime), inputs]
+    return hashlib.sha256(json.dumps(key, default=repr).encode()).hexdigest()[:24]
+
+
 def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
-                    threads: int | None) -> dict[str, Any]:
+                    threads: int | None, cache: Path | None = None) -> dict[str, Any]:
     from lpclassify import Classifier
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
@@ -101,8 +113,20 @@ def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
     rt = config.runtime
     backend = shared_backend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=threads or rt.threads)
     clf = Classifier(config, backend)
+    inputs = [model_input(r, config.fields) for r in rows]
     started = time.perf_counter()
-    predictions = clf.classify_many([model_input(r, config.fields) for r in rows])
+    if cache is None or config.scoring.calibration == "batch":  # batch: its chunks are classify_many's
+        predictions = clf.classify_many(inputs)
+    else:  # the same predictions from raw scores kept on disk for what the model reads
+        file = cache / f"{scoring_key(config, Path(path).name, inputs)}.pkl"
+        if file.exists():
+            raw = pickle.loads(file.read_bytes())
+        else:
+            raw = clf.raw_scores(inputs)
+            cache.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(pickle.dumps(raw))
+        clf.calibrator.prepare()
+        predictions = clf.decide(raw)
     seconds = time.perf_counter() - started
     multi = config.decision.mode == "multi"
     result = multi_metrics(rows, predictions, config.label_names) if multi else single_metrics(rows, predictions)
@@ -174,6 +198,8 @@ def main() -> None:
                         help="replace only these configs' results in --json, keep the others (each records its commit)")
     parser.add_argument("--stamp-configs", action="store_true",
                         help="only rewrite each config's closing comment with its figures from --json")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="keep raw scores here and reuse them when only calibration/bias/thresholds changed")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
@@ -192,7 +218,7 @@ def main() -> None:
             results = {k: v for k, v in json.loads(args.json.read_text())["configs"].items() if k not in args.configs}
         measured_at = commit()
         for name in args.configs:
-            results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads)
+            results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads, args.cache)
             r = results[name]
             r["commit"] = measured_at
             print(f"{name}: obvious {pct(r['obvious_accuracy'])}, all {pct(r['accuracy'])} "
