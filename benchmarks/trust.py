@@ -26,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,31 @@ def stamp_configs(document: dict[str, Any]) -> None:
                                                                subsequent_indent="# ")) + "\n", encoding="utf-8")
 
 
+def reuse_unchanged(args: argparse.Namespace) -> None:
+    """Copy into --json the results, from an earlier report, of configs that score and decide exactly as they
+    did at that report's revision (the same settings; comments may differ): the same model run on the same
+    test set gives the same answers, so they need not be run again."""
+    from lpclassify.config import load_config
+
+    old = json.loads(args.reuse_unchanged.read_text(encoding="utf-8"))
+    document = json.loads(args.json.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in git("ls-tree", "--name-only", old["configs_from"], "configs/").splitlines():
+            (Path(tmp) / Path(entry).name).write_text(git("show", f"{old['configs_from']}:{entry}") + "\n")
+        for name in args.configs:
+            then = load_config(Path(tmp) / f"{name}.yaml")
+            now = load_config(ROOT / "configs" / f"{name}.yaml")
+            if replace(then, source="") != replace(now, source="") or name not in old["configs"]:
+                print(f"{name}: changed since {old['configs_from']} (or not in {args.reuse_unchanged}); run it")
+                continue
+            reused = f"settings unchanged since {old['configs_from']}; measured for {args.reuse_unchanged.name}"
+            document["configs"][name] = dict(old["configs"][name], commit=old["commit"], reused=reused)
+            print(f"{name}: unchanged, results copied from {args.reuse_unchanged}")
+    document["configs"] = {name: document["configs"][name] for name in CONFIGS if name in document["configs"]}
+    args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.json.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
@@ -200,12 +226,17 @@ def main() -> None:
                         help="only rewrite each config's closing comment with its figures from --json")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="keep raw scores here and reuse them when only calibration/bias/thresholds changed")
+    parser.add_argument("--reuse-unchanged", type=Path, metavar="REPORT.json",
+                        help="only copy REPORT's results of --configs that have not changed since its revision")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
 
     if args.stamp_configs:
         stamp_configs(json.loads(args.json.read_text(encoding="utf-8")))
+        return
+    if args.reuse_unchanged:
+        reuse_unchanged(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
         config_dir = ROOT / "configs"
