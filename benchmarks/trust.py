@@ -160,6 +160,8 @@ def markdown(document: dict[str, Any]) -> str:
             notes.append(f"exact-set {pct(r['exact_set_accuracy'])}, micro-F1 {r['micro_f1']:.3f}; "
                          f"false-positive rate per label: {fpr}")
         notes.append(f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
+        if r.get("reused"):
+            notes.append(r["reused"])
         commit = r.get("commit", document["commit"])
         lines.append(f"| {name} | `{commit}` | {r['model']} | {r['n']} ({r['n_obvious']}) | "
                      f"{pct(r['obvious_accuracy'])} | "
@@ -187,6 +189,28 @@ def stamp_configs(document: dict[str, Any]) -> None:
                      f"on {pct(r['max_false_positive_rate'])} of the texts without it")
         path.write_text(text + "\n" + "\n".join(textwrap.wrap(line + ".", 98, initial_indent="",
                                                                subsequent_indent="# ")) + "\n", encoding="utf-8")
+
+
+def before_after(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """One table: each config's test figures before and after (the two reports' rows side by side)."""
+    lines = ["# Shipped configs before and after issue 24", "",
+             f"Before: configs from `{before['configs_from']}`; after: the working tree's. Both from "
+             "`python benchmarks/trust.py` on benchmarks/data/<config>/test.jsonl (rows of each report name their "
+             "commit); an abstention counts as wrong.", "",
+             "| config | obvious right, before | obvious right, after | all right, before | all right, after | "
+             "multi-label: exact set / micro-F1 / worst false-positive rate, before -> after |",
+             "|---|---|---|---|---|---|"]
+    for name, a in after["configs"].items():
+        b = before["configs"].get(name)
+        if b is None:
+            continue
+        multi = "-"
+        if a["mode"] == "multi":
+            multi = " -> ".join(f"{pct(r['exact_set_accuracy'])} / {r['micro_f1']:.3f} / "
+                                f"{pct(r['max_false_positive_rate'])}" for r in (b, a))
+        lines.append(f"| {name} | {pct(b['obvious_accuracy'])} | {pct(a['obvious_accuracy'])} | {pct(b['accuracy'])} | "
+                     f"{pct(a['accuracy'])} | {multi} |")
+    return "\n".join(lines) + "\n"
 
 
 def reuse_unchanged(args: argparse.Namespace) -> None:
@@ -228,12 +252,20 @@ def main() -> None:
                         help="keep raw scores here and reuse them when only calibration/bias/thresholds changed")
     parser.add_argument("--reuse-unchanged", type=Path, metavar="REPORT.json",
                         help="only copy REPORT's results of --configs that have not changed since its revision")
+    parser.add_argument("--before-after", type=Path, metavar="BEFORE.json",
+                        help="only write trust-before-after.md beside --json: BEFORE's figures next to --json's")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
 
     if args.stamp_configs:
         stamp_configs(json.loads(args.json.read_text(encoding="utf-8")))
+        return
+    if args.before_after:
+        path = args.json.with_name("trust-before-after.md")
+        path.write_text(before_after(json.loads(args.before_after.read_text(encoding="utf-8")),
+                                     json.loads(args.json.read_text(encoding="utf-8"))), encoding="utf-8")
+        print(f"wrote {path}")
         return
     if args.reuse_unchanged:
         reuse_unchanged(args)
