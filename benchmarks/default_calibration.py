@@ -31,8 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from trust import git, machine, model_input, read_rows  # noqa: E402
+from trust import commit, git, machine, model_input, read_rows  # noqa: E402
 
+DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 METHODS = ("none", "contextual", "domain", "batch", "pmi")
 TASKS = {  # task: (config, data file)
     "sentiment": ("configs/sentiment.yaml", "benchmarks/data/sentiment/dev.jsonl"),
@@ -63,6 +64,38 @@ def variants(config: Any) -> dict[str, Any]:
     return {"written": config, "names": replace(config, labels=names)}
 
 
+def write(path: Path, results: dict[str, Any], configs_from: str) -> None:
+    """The JSON report and its markdown table, with each method's mean and its losses against each task's best."""
+    summary = {}
+    for method in METHODS:
+        accs = [r["methods"][method]["accuracy"] for r in results.values()]
+        losses = [max(v["accuracy"] for v in r["methods"].values()) - r["methods"][method]["accuracy"]
+                  for r in results.values()]
+        wins = sum(loss == 0 for loss in losses)
+        summary[method] = {"mean_accuracy": round(sum(accs) / len(accs), 4), "worst_loss": round(max(losses), 4),
+                           "mean_loss": round(sum(losses) / len(losses), 4), "best_on": wins}
+    document = {"configs_from": configs_from, "model": DEFAULT_MODEL_FILE, "machine": machine(),
+                "results": results, "summary": summary}
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    lines = ["# Default calibration: every label-free method on every task type", "",
+             f"Measured by `python benchmarks/default_calibration.py` (each row's command and commit are in the "
+             f"JSON), model {document['model']}, {document['machine']['processor']}, "
+             f"{document['machine']['cpus']} CPUs. Accuracy on each dev set (64 rows; the first 64 questions); "
+             "`written`: the config as hand-written before issue 24; `names`: its labels as bare names.", "",
+             "| task / config | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    for key, r in results.items():
+        best = max(v["accuracy"] for v in r["methods"].values())
+        cells = [(f"**{100 * r['methods'][m]['accuracy']:.1f}**" if r["methods"][m]["accuracy"] == best
+                  else f"{100 * r['methods'][m]['accuracy']:.1f}") for m in METHODS]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    for stat, label in (("mean_accuracy", "mean accuracy"), ("mean_loss", "mean loss vs the task's best"),
+                        ("worst_loss", "worst loss vs the task's best")):
+        lines.append(f"| *{label}* | " + " | ".join(f"{100 * summary[m][stat]:.1f}" for m in METHODS) + " |")
+    lines.append("| *best on (of " + str(len(results)) + ")* | " + " | ".join(str(summary[m]["best_on"])
+                                                                           for m in METHODS) + " |")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     from lpclassify import Classifier
     from lpclassify.backends.shared import shared_backend
@@ -75,9 +108,19 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["written", "names"], choices=["written", "names"])
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--limit", type=int, default=64, help="rows per task (64: the dev sets' size)")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="PART.json",
+                        help="only combine the results of earlier runs into --json (and its table)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "default-calibration.json")
     args = parser.parse_args()
 
+    if args.merge:  # parts measured by separate runs (one per task group, in parallel)
+        merged: dict[str, Any] = {}
+        for part in args.merge:
+            merged.update(json.loads(part.read_text(encoding="utf-8"))["results"])
+        order = [f"{t}/{v}" for t in TASKS for v in ("written", "names")]
+        write(args.json, {key: merged[key] for key in order if key in merged}, args.configs_from)
+        print(f"wrote {args.json}")
+        return
     tmp = Path(tempfile.mkdtemp())
     backend = shared_backend(resolve_model("default"), n_ctx=1024, threads=args.threads)
     results: dict[str, Any] = {}
@@ -97,35 +140,8 @@ def main() -> None:
                                         normalizations=(config.scoring.normalize,), few_shot=0)}
             results[f"{task}/{variant}"] = {"n": len(rows), "normalize": config.scoring.normalize, "methods": table}
             print(task, variant, {m: v["accuracy"] for m, v in table.items()}, flush=True)
-    summary = {}
-    for method in METHODS:
-        accs = [r["methods"][method]["accuracy"] for r in results.values()]
-        losses = [max(v["accuracy"] for v in r["methods"].values()) - r["methods"][method]["accuracy"]
-                  for r in results.values()]
-        wins = sum(loss == 0 for loss in losses)
-        summary[method] = {"mean_accuracy": round(sum(accs) / len(accs), 4), "worst_loss": round(max(losses), 4),
-                           "mean_loss": round(sum(losses) / len(losses), 4), "best_on": wins}
-    document = {"command": "python benchmarks/default_calibration.py " + " ".join(sys.argv[1:]),
-                "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
-                "configs_from": args.configs_from, "model": Path(resolve_model("default")).name,
-                "machine": machine(), "results": results, "summary": summary}
-    args.json.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    lines = ["# Default calibration: every label-free method on every task type", "",
-             f"`{document['command']}` at commit `{document['commit']}`, model {document['model']}, "
-             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs. Accuracy on each dev set "
-             "(64 rows); `written`: the hand-written config before issue 24; `names`: bare label names.", "",
-             "| task / config | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
-    for key, r in results.items():
-        best = max(v["accuracy"] for v in r["methods"].values())
-        cells = [(f"**{100 * r['methods'][m]['accuracy']:.1f}**" if r["methods"][m]["accuracy"] == best
-                  else f"{100 * r['methods'][m]['accuracy']:.1f}") for m in METHODS]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    for stat, label in (("mean_accuracy", "mean accuracy"), ("mean_loss", "mean loss vs the task's best"),
-                        ("worst_loss", "worst loss vs the task's best")):
-        lines.append(f"| *{label}* | " + " | ".join(f"{100 * summary[m][stat]:.1f}" for m in METHODS) + " |")
-    lines.append("| *best on (of " + str(len(results)) + ")* | " + " | ".join(str(summary[m]["best_on"])
-                                                                           for m in METHODS) + " |")
-    args.json.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            part = {"command": "python benchmarks/default_calibration.py " + " ".join(sys.argv[1:]), "commit": commit()}
+            write(args.json, {key: dict(r, measured_by=part) for key, r in results.items()}, args.configs_from)
     print(f"wrote {args.json}")
 
 

@@ -16,13 +16,17 @@ tags do not include it. One model is loaded per model file and shared by the con
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,12 @@ META = ("label", "obvious")  # JSONL keys that are not input fields
 
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit() -> str:
+    """The short commit, "-dirty" when files other than reports differ from it."""
+    dirty = git("status", "--porcelain", "--", ".", ":!benchmarks/reports")
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 
 def machine() -> dict[str, Any]:
@@ -81,8 +91,18 @@ def multi_metrics(rows: list[dict[str, Any]], predictions: list[Any], names: tup
             "false_positive_rate": fpr, "max_false_positive_rate": max(v for v in fpr.values() if v is not None)}
 
 
+def scoring_key(config: Any, model: str, inputs: list[Any]) -> str:
+    """What the raw scores depend on: the model, the prompt, the completions, the examples, the inputs --
+    not the calibration, biases, temperature or thresholds, which apply after scoring."""
+    labels = [(label.name, label.completions, label.description) for label in config.labels]
+    examples = [(e.fields, e.labels) for e in config.examples]
+    key = [model, repr(config.prompt), labels, examples, config.example_separator, repr(config.decision.multi),
+           config.scoring.normalize, config.scoring.aggregate, repr(config.runtime), inputs]
+    return hashlib.sha256(json.dumps(key, default=repr).encode()).hexdigest()[:24]
+
+
 def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
-                    threads: int | None) -> dict[str, Any]:
+                    threads: int | None, cache: Path | None = None) -> dict[str, Any]:
     from lpclassify import Classifier
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
@@ -94,8 +114,20 @@ def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
     rt = config.runtime
     backend = shared_backend(path, n_ctx=rt.n_ctx, batch_size=rt.batch_size, threads=threads or rt.threads)
     clf = Classifier(config, backend)
+    inputs = [model_input(r, config.fields) for r in rows]
     started = time.perf_counter()
-    predictions = clf.classify_many([model_input(r, config.fields) for r in rows])
+    if cache is None or config.scoring.calibration == "batch":  # batch: its chunks are classify_many's
+        predictions = clf.classify_many(inputs)
+    else:  # the same predictions from raw scores kept on disk for what the model reads
+        file = cache / f"{scoring_key(config, Path(path).name, inputs)}.pkl"
+        if file.exists():
+            raw = pickle.loads(file.read_bytes())
+        else:
+            raw = clf.raw_scores(inputs)
+            cache.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(pickle.dumps(raw))
+        clf.calibrator.prepare()
+        predictions = clf.decide(raw)
     seconds = time.perf_counter() - started
     multi = config.decision.mode == "multi"
     result = multi_metrics(rows, predictions, config.label_names) if multi else single_metrics(rows, predictions)
@@ -116,10 +148,11 @@ def pct(value: float | None) -> str:
 
 def markdown(document: dict[str, Any]) -> str:
     lines = [f"# Shipped configs on their {document['split']} sets", "",
-             f"`{document['command']}` at commit `{document['commit']}` (configs from `{document['configs_from']}`), "
-             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs.", "",
-             "| config | model | n (obvious) | obvious right | all right | abstained | notes |",
-             "|---|---|---|---|---|---|---|"]
+             f"`{document['command']}` (configs from `{document['configs_from']}`), "
+             f"{document['machine']['processor']}, {document['machine']['cpus']} CPUs; each row names the commit "
+             "it was measured at.", "",
+             "| config | commit | model | n (obvious) | obvious right | all right | abstained | notes |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in document["configs"].items():
         notes = []
         if r["mode"] == "multi":
@@ -127,9 +160,82 @@ def markdown(document: dict[str, Any]) -> str:
             notes.append(f"exact-set {pct(r['exact_set_accuracy'])}, micro-F1 {r['micro_f1']:.3f}; "
                          f"false-positive rate per label: {fpr}")
         notes.append(f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
-        lines.append(f"| {name} | {r['model']} | {r['n']} ({r['n_obvious']}) | {pct(r['obvious_accuracy'])} | "
+        if r.get("reused"):
+            notes.append(r["reused"])
+        commit = r.get("commit", document["commit"])
+        lines.append(f"| {name} | `{commit}` | {r['model']} | {r['n']} ({r['n_obvious']}) | "
+                     f"{pct(r['obvious_accuracy'])} | "
                      f"{pct(r['accuracy'])} | {r.get('abstained', '-')} | {'; '.join(notes)} |")
     return "\n".join(lines) + "\n"
+
+
+STAMP = "# Measured by benchmarks/trust.py"
+
+
+def stamp_configs(document: dict[str, Any]) -> None:
+    """Write each config's measured figures into its closing comment (replacing an older one), so the
+    figures a config states are the report's, never typed by hand."""
+    for name, r in document["configs"].items():
+        path = ROOT / "configs" / f"{name}.yaml"
+        text = path.read_text(encoding="utf-8")
+        text = text[:text.index(STAMP)].rstrip("\n") + "\n" if STAMP in text else text
+        line = (f"{STAMP} (benchmarks/reports/trust.md, commit {r.get('commit', document['commit'])}, "
+                f"{r['model']}) on benchmarks/data/{name}/test.jsonl, never used to choose: "
+                f"{pct(r['obvious_accuracy'])} of its {r['n_obvious']} obvious cases and {pct(r['accuracy'])} "
+                f"of all {r['n']} answered right")
+        if r["mode"] == "multi":
+            line += (f" (exact set); micro-F1 {r['micro_f1']:.3f}; most often wrongly given: "
+                     f"{max(r['false_positive_rate'], key=lambda k: r['false_positive_rate'][k])} "
+                     f"on {pct(r['max_false_positive_rate'])} of the texts without it")
+        path.write_text(text + "\n" + "\n".join(textwrap.wrap(line + ".", 98, initial_indent="",
+                                                               subsequent_indent="# ")) + "\n", encoding="utf-8")
+
+
+def before_after(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """One table: each config's test figures before and after (the two reports' rows side by side)."""
+    lines = ["# Shipped configs before and after issue 24", "",
+             f"Before: configs from `{before['configs_from']}`; after: the working tree's. Both from "
+             "`python benchmarks/trust.py` on benchmarks/data/<config>/test.jsonl (rows of each report name their "
+             "commit); an abstention counts as wrong.", "",
+             "| config | obvious right, before | obvious right, after | all right, before | all right, after | "
+             "multi-label: exact set / micro-F1 / worst false-positive rate, before -> after |",
+             "|---|---|---|---|---|---|"]
+    for name, a in after["configs"].items():
+        b = before["configs"].get(name)
+        if b is None:
+            continue
+        multi = "-"
+        if a["mode"] == "multi":
+            multi = " -> ".join(f"{pct(r['exact_set_accuracy'])} / {r['micro_f1']:.3f} / "
+                                f"{pct(r['max_false_positive_rate'])}" for r in (b, a))
+        lines.append(f"| {name} | {pct(b['obvious_accuracy'])} | {pct(a['obvious_accuracy'])} | {pct(b['accuracy'])} | "
+                     f"{pct(a['accuracy'])} | {multi} |")
+    return "\n".join(lines) + "\n"
+
+
+def reuse_unchanged(args: argparse.Namespace) -> None:
+    """Copy into --json the results, from an earlier report, of configs that score and decide exactly as they
+    did at that report's revision (the same settings; comments may differ): the same model run on the same
+    test set gives the same answers, so they need not be run again."""
+    from lpclassify.config import load_config
+
+    old = json.loads(args.reuse_unchanged.read_text(encoding="utf-8"))
+    document = json.loads(args.json.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in git("ls-tree", "--name-only", old["configs_from"], "configs/").splitlines():
+            (Path(tmp) / Path(entry).name).write_text(git("show", f"{old['configs_from']}:{entry}") + "\n")
+        for name in args.configs:
+            then = load_config(Path(tmp) / f"{name}.yaml")
+            now = load_config(ROOT / "configs" / f"{name}.yaml")
+            if replace(then, source="") != replace(now, source="") or name not in old["configs"]:
+                print(f"{name}: changed since {old['configs_from']} (or not in {args.reuse_unchanged}); run it")
+                continue
+            reused = f"settings unchanged since {old['configs_from']}; measured for {args.reuse_unchanged.name}"
+            document["configs"][name] = dict(old["configs"][name], commit=old["commit"], reused=reused)
+            print(f"{name}: unchanged, results copied from {args.reuse_unchanged}")
+    document["configs"] = {name: document["configs"][name] for name in CONFIGS if name in document["configs"]}
+    args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.json.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
 
 
 def main() -> None:
@@ -138,31 +244,63 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "dev"))
     parser.add_argument("--configs-from", metavar="REV", help="evaluate configs/ as of this git revision")
     parser.add_argument("--model", help="override every config's model (default: each config's own)")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only these configs' results in --json, keep the others (each records its commit)")
+    parser.add_argument("--stamp-configs", action="store_true",
+                        help="only rewrite each config's closing comment with its figures from --json")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="keep raw scores here and reuse them when only calibration/bias/thresholds changed")
+    parser.add_argument("--reuse-unchanged", type=Path, metavar="REPORT.json",
+                        help="only copy REPORT's results of --configs that have not changed since its revision")
+    parser.add_argument("--before-after", type=Path, metavar="BEFORE.json",
+                        help="only write trust-before-after.md beside --json: BEFORE's figures next to --json's")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (1 on a crowded machine)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "reports" / "trust.json")
     args = parser.parse_args()
 
+    if args.stamp_configs:
+        stamp_configs(json.loads(args.json.read_text(encoding="utf-8")))
+        return
+    if args.before_after:
+        path = args.json.with_name("trust-before-after.md")
+        path.write_text(before_after(json.loads(args.before_after.read_text(encoding="utf-8")),
+                                     json.loads(args.json.read_text(encoding="utf-8"))), encoding="utf-8")
+        print(f"wrote {path}")
+        return
+    if args.reuse_unchanged:
+        reuse_unchanged(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         config_dir = ROOT / "configs"
         if args.configs_from:  # the configs of another revision, labels files included
             config_dir = Path(tmp)
             for entry in git("ls-tree", "--name-only", args.configs_from, "configs/").splitlines():
                 (config_dir / Path(entry).name).write_text(git("show", f"{args.configs_from}:{entry}") + "\n")
-        results = {}
+        results: dict[str, Any] = {}
+        if args.update and args.json.exists():  # keep the other configs' results, measured earlier
+            results = {k: v for k, v in json.loads(args.json.read_text())["configs"].items() if k not in args.configs}
+        measured_at = commit()
         for name in args.configs:
-            results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads)
+            results[name] = evaluate_config(name, config_dir, args.split, args.model, args.threads, args.cache)
             r = results[name]
+            r["commit"] = measured_at
             print(f"{name}: obvious {pct(r['obvious_accuracy'])}, all {pct(r['accuracy'])} "
                   f"({r['n']} texts, {r['seconds']} s)", flush=True)
+            write(args, results)  # after each config: a long run that is stopped keeps what it measured
+
+
+def write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     document = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1],
                                                   *sys.argv[1:]]),
-                "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain") else ""),
+                "commit": commit(),
                 "configs_from": args.configs_from or "working tree", "split": args.split, "machine": machine(),
-                "configs": results}
+                "configs": {name: results[name] for name in CONFIGS if name in results},
+                "complete": set(args.configs) <= set(results)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     args.json.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
-    print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
+    if document["complete"]:
+        print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
