@@ -214,7 +214,57 @@ def fake_worker(tree: Path, n: int) -> dict:
                     for row in compare(Classifier(config, HashBackend()), inputs, gold, few_shot=4)]
         except Exception as exc:
             outputs[f"fake {name} error"] = f"{type(exc).__name__}: {exc}"
+    outputs.update(fake_cli(tree, texts))
     return json.loads(json.dumps(outputs).replace(str(tree), "<tree>"))
+
+
+def fake_cli(tree: Path, texts: list[str]) -> dict[str, object]:
+    """The command line's classify (JSON Lines, CSV), eval --compare and explain --json, and Ray's row
+    layout, on the fake model."""
+    import numpy as np
+
+    from lpclassify import Classifier, cli
+    from lpclassify.ray import prediction_columns
+
+    def loader(config, request):  # type: ignore[no-untyped-def]
+        clf = Classifier(request.configured(config), HashBackend())
+        clf.reference_cache_dir = None
+        return clf
+
+    def run_cli(*argv: str) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = cli.main(list(argv), load_classifier=loader)
+        return f"exit {status}\n{out.getvalue()}"
+
+    outputs: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("sentiment", "topic", "support_intents", "support_tags", "spam"):
+            path = str(tree / "configs" / f"{name}.yaml")
+            config = Classifier(cli_config(path), HashBackend()).config
+            labelled = Path(tmp) / "in.jsonl"
+            labelled.write_text("".join(json.dumps({"text": t, "label": config.label_names[i % len(config.labels)],
+                                                    "id": i}) + "\n" for i, t in enumerate(texts)))
+            for suffix in ("jsonl", "csv"):
+                out = Path(tmp) / f"out.{suffix}"
+                status = run_cli("classify", "-c", path, "-i", str(labelled), "-o", str(out))
+                outputs[f"fake cli classify {name} .{suffix}"] = status + out.read_text(encoding="utf-8")
+            outputs[f"fake cli explain --json {name}"] = run_cli("explain", "-c", path, "--json", texts[0])
+            if config.decision.mode == "single":
+                outputs[f"fake cli eval --compare {name}"] = run_cli("eval", "-c", path, "-i", str(labelled),
+                                                                     "--compare")
+            clf = loader(config, type("Request", (), {"configured": staticmethod(lambda c: c)})())
+            batch = {"text": np.array(texts, dtype=object), "label": np.arange(len(texts))}
+            columns = prediction_columns(batch, clf.classify_many(texts), config.label_names)
+            outputs[f"fake ray columns {name}"] = {k: [float(v).hex() if isinstance(v, float) else str(v)
+                                                       for v in values.tolist()] for k, values in columns.items()}
+        return json.loads(json.dumps(outputs).replace(tmp, "<tmp>"))
+
+
+def cli_config(path: str):  # type: ignore[no-untyped-def]
+    from lpclassify.config import load_config
+
+    return load_config(path)
 
 
 def ray_rows(tree: Path, texts: list[str]) -> object:
