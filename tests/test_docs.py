@@ -72,6 +72,7 @@ def test_a_broken_command_would_be_caught() -> None:
 
 
 @pytest.mark.model
+@pytest.mark.slow  # a process and a model load per example: seconds each
 @pytest.mark.parametrize(("page", "body"), RUNNABLE, ids=[f"{p}:{b.split()[1]}" for p, b in RUNNABLE])
 def test_runnable_examples_run(page: str, body: str, smollm2: str) -> None:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this Python's `lpclassify`
