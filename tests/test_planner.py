@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from lpclassify.backends.llama_cpp.planner import (
     Limits,
+    add_wave,
     attention_span,
     candidate_values,
     fits,
+    plan_open,
     plan_text,
     wave_copies,
     wave_rows,
@@ -80,3 +82,22 @@ def test_any_number_of_branches_takes_two_sequence_ids_and_each_node_once() -> N
     assert sorted(read) == sorted({c[:d] for c in completions for d in range(len(c))})  # every read prefix once
     many = [plan_text(text(*completions), reused=0, start=64 * k, first_seq=1 + 2 * k) for k in range(4)]
     assert fits(many, 0, Limits(batch_size=8, max_outputs=128, n_batch=4096))  # texts of 60 waves share decodes
+
+
+def test_a_searched_text_reserves_room_for_any_branch_and_reads_each_node_once() -> None:
+    plan = plan_open(text((7, 8, 9), (7, 8, 5, 6), (7, 2), (3, 1, 2)), reused=2, start=64, first_seq=3)
+    # before the search, the prompt alone; cells, sequences and rows are reserved for the longest branch
+    assert [wave.leaf for wave in plan.waves] == [()] and plan.seqs == [3, 4]
+    assert plan.end == 64 + 2 + 3 and plan.n_outputs == 4
+    values = {(): {7: -1.0, 3: -2.0}}
+    add_wave(plan, (7, 8, 5), values)  # the chooser's pick after the prompt's row
+    add_wave(plan, (7, 8), {**values, (7,): {}, (7, 8): {}, (7, 8, 5): {}})  # all read: keeps, reads nothing
+    add_wave(plan, (3, 1), values)
+    assert [(w.kept, w.seq, w.reads) for w in plan.waves[1:]] == [
+        ((), 4, frozenset({(7,), (7, 8), (7, 8, 5)})), ((7, 8), 3, frozenset()), ((), 4, frozenset({(3,), (3, 1)}))]
+    rows, nodes = wave_rows([plan], 1)
+    assert [(row.token, cell) for row, cell in rows] == [(7, 66), (8, 67), (5, 68)]  # right after the prompt
+    assert [node for _, node, _ in nodes] == [(7,), (7, 8), (7, 8, 5)]
+    assert wave_copies(plan, 2) == ([(4, 3, 6)], 4)  # the prompt and the kept (7, 8) onto sequence 3
+    partial = candidate_values(plan.text.candidates[2], {(): {7: -1.0}}, partial=True)
+    assert partial[0] == -1.0 and partial[1] != partial[1]  # a token never read is NaN
