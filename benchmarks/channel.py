@@ -102,8 +102,8 @@ def main() -> None:
                     + (f"{accuracy[1]:.3f} ({clf.config.scoring.calibration}) |" if direction == "direct" else "- |"))
             lines.append(line)
             print(line, flush=True)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if args.out:  # after every set: a run cut short keeps what it measured
+            args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

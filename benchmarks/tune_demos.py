@@ -46,6 +46,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="markdown report")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "reports" / "tuned")
+    parser.add_argument("--only", choices=("before", "after"), help="run one of the two searches")
+    parser.add_argument("--shots", type=int, nargs="+", default=None,
+                        help="demonstrations per label the new search tries (default: tune's)")
+    parser.add_argument("--directions", nargs="+", default=None, help="directions the new search tries")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -72,8 +76,15 @@ def main() -> None:
         out: dict[str, object] = {"evaluated": len(test), "tune_examples": len(train)}
         accuracy: dict[str, float] = {}
         written: dict[str, str] = {}
+        after: dict[str, object] = {"budget": args.budget or None}
+        if args.shots is not None:
+            after["shots"] = tuple(args.shots)
+        if args.directions is not None:
+            after["directions"] = tuple(args.directions)
         for name, options in (("before", {"shots": (0,), "directions": ("direct",), "budget": None}),
-                              ("after", {"budget": args.budget})):
+                              ("after", after)):
+            if args.only and name != args.only:
+                continue
             started = time.perf_counter()
             result = tune(config, backend, train_texts, train_gold, **options)
             seconds = time.perf_counter() - started
@@ -97,11 +108,12 @@ def main() -> None:
                          "config": str(tuned_path.relative_to(ROOT))}
             print(f"{task} {name}: accuracy {accuracy[name]:.3f} on {len(test)} rows", flush=True)
         results[task] = out
-        after, before = out["after"], out["before"]
-        assert isinstance(after, dict) and isinstance(before, dict)
-        line = (f"| {task} | {len(test)} | {100 * accuracy['before']:.1f} | {100 * accuracy['after']:.1f} | "
-                f"{100 * (accuracy['after'] - accuracy['before']):+.1f} | {after['chosen']} | "
-                f"{before['tune_seconds']:.0f} | {after['tune_seconds']:.0f} | {len(after['skipped'])} variant(s) |")
+        got = {k: out.get(k, {}) for k in ("before", "after")}
+        pct = {k: f"{100 * accuracy[k]:.1f}" if k in accuracy else "-" for k in ("before", "after")}
+        diff = f"{100 * (accuracy['after'] - accuracy['before']):+.1f}" if len(accuracy) == 2 else "-"
+        line = (f"| {task} | {len(test)} | {pct['before']} | {pct['after']} | {diff} | "
+                f"{got['after'].get('chosen', '-')} | {got['before'].get('tune_seconds', 0):.0f} | "
+                f"{got['after'].get('tune_seconds', 0):.0f} | {len(got['after'].get('skipped', []))} variant(s) |")
         lines.append(line)
         print(line, flush=True)
         if args.json:  # after every task: a run cut short keeps what it measured

@@ -4,18 +4,25 @@ A pass's cost is counted in units: a direct pass decodes each text's tokens once
 share a trie and are read from about one row each); a channel pass decodes each text once per
 verbalization and reads a logit row for every one of those tokens. Seconds per unit are measured
 per direction on the passes made (a first channel pass is predicted from the direct rate, at
-:data:`CHANNEL_ROW_WEIGHT` units per token). The model passes may take :data:`SCORING_SHARE` of the
-budget; the rest is left to the search, which is numpy and is never cut.
+:data:`CHANNEL_ROW_WEIGHT` units per token). The search afterwards (numpy) costs about the same per
+setting whatever the variant: that cost is timed on a sample of the first variant's settings, and a
+variant is scored only if its pass and the search over every setting so far fit what is left.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .demos import Variant
 
-SCORING_SHARE = 0.8
+if TYPE_CHECKING:
+    from .search import Search
+
+SEARCH_SAMPLE = 12  # settings timed to predict the search
 CHANNEL_ROW_WEIGHT = 2.0  # a channel token costs its decode and its vocabulary-wide logit row
 CANDIDATE_ROW = 0.25  # direct: what each extra candidate adds per text, in tokens (rows of multi-token ones)
 
@@ -29,6 +36,7 @@ class Budget:
         self.tokens = sum(text_tokens)
         self.n_texts = len(text_tokens)
         self.rates: dict[str, float] = {}
+        self.per_setting = 0.0  # seconds the search spends per setting (all its selections)
         self.skipped: list[str] = []
         self._pass_started = started
 
@@ -42,18 +50,32 @@ class Budget:
         rate = self.rates.get(variant.direction, self.rates.get("direct"))
         return None if rate is None else rate * self.units(variant, n_candidates)
 
-    def allows(self, variant: Variant, n_candidates: int) -> bool:
-        """Whether the pass fits what is left of the scoring share; records the skip when not."""
+    def allows(self, variant: Variant, n_candidates: int, n_settings: int) -> bool:
+        """Whether the pass, and the search over ``n_settings`` (this variant's included), fit what is left;
+        records the skip when not."""
         self._pass_started = time.perf_counter()
         predicted = self.predict(variant, n_candidates)
         if self.seconds is None or predicted is None:
             return True
-        left = SCORING_SHARE * self.seconds - (self._pass_started - self.started)
-        if predicted <= left:
+        search = self.per_setting * n_settings
+        left = self.seconds - (self._pass_started - self.started)
+        if predicted + search <= left:
             return True
-        self.skipped.append(f"{variant.describe()}: its pass would take about {predicted:.0f} s, {max(left, 0):.0f} s "
-                            f"of the {self.seconds:.0f} s budget's scoring share left")
+        self.skipped.append(f"{variant.describe()}: its pass (about {predicted:.0f} s) and the search (about "
+                            f"{search:.0f} s) would not fit the {max(left, 0):.0f} s left of the "
+                            f"{self.seconds:.0f} s budget")
         return False
+
+    def time_search(self, search: Search, folds: int) -> None:
+        """Time a sample of ``search``'s settings (cross-validated as a selection does) to predict the search:
+        each setting is scored in ``folds + 1`` selections, and refinement adds a share of that."""
+        sample = search.settings[:: max(1, len(search.settings) // SEARCH_SAMPLE)][:SEARCH_SAMPLE]
+        rows = np.arange(len(search.y))
+        started = time.perf_counter()
+        for setting in sample:
+            search.cv_score(setting, rows)
+        each = (time.perf_counter() - started) / max(len(sample), 1)
+        self.per_setting = each * (folds + 1) * search.steps_per_select() / max(len(search.settings), 1)
 
     def spent(self, variant: Variant, n_candidates: int) -> None:
         """A pass just ended: update the direction's seconds per unit."""

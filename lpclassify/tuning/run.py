@@ -207,9 +207,12 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
     names = [config.label_names[i] for i in y_all]
     domain = tuning_domain_inputs(scored_texts)
     budget_plan = Budget(budget, started, [len(backend.tokenize(str(t), False)) for t in scored_texts])
+    methods = _first(config.scoring.calibration, label_free_methods())
     scores: list[PromptScores] = []
     variants: list[Variant] = []
     bases: list[Config] = []
+    settings: list[Setting] = []
+    options: list[list[list[tuple[str, ...]]]] = []
     for variant in variant_order(len(prompts), counts, directions):
         examples = examples_of(config, texts, names, demonstrations(pool, variant.shots)) or config.examples
         try:
@@ -219,7 +222,8 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
             continue
         per_label = candidates(config) if variant.direction == "direct" else tuple(
             label.completions for label in base_v.labels)
-        if not budget_plan.allows(variant, sum(len(c) for c in per_label)):
+        own_settings, own_options = variant_settings(config, base_v, per_label, methods, len(scores))
+        if not budget_plan.allows(variant, sum(len(c) for c in per_label), len(settings) + len(own_settings)):
             continue
         phase = f"{len(scores) + 1}: {variant.describe()}"
         report = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
@@ -232,8 +236,11 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         budget_plan.spent(variant, sum(len(c) for c in per_label))
         variants.append(variant)
         bases.append(base_v)
-    methods = _first(config.scoring.calibration, label_free_methods())
-    settings, options = variant_settings(config, bases, scores, methods)
+        settings += own_settings
+        options.append(own_options)
+        if len(scores) == 1:  # what a setting costs the search, from a sample of the first variant's
+            budget_plan.time_search(Search(scores, y, settings, options, folds=folds, seed=seed,
+                                           batch_chunk=batch_chunk_size(config.runtime.batch_size)), folds)
     search = Search(scores, y, settings, options, folds=folds, seed=seed,
                     batch_chunk=batch_chunk_size(config.runtime.batch_size))
     total = search.steps_per_select() * (folds + 1)
@@ -276,27 +283,21 @@ def variant_order(n_prompts: int, counts: Sequence[int], directions: Sequence[st
     return first + rest
 
 
-def variant_settings(config: Config, bases: Sequence[Config], scores: Sequence[PromptScores],
-                     methods: Sequence[str]) -> tuple[list[Setting], list[list[list[tuple[str, ...]]]]]:
-    """Every setting of every scored variant (``Setting.prompt`` indexes the variants), and the per-label
-    verbalizer options of each. Channel scoring: normalize sum|mean, and only the methods that mean
-    something for P(input | label) (see :mod:`lpclassify.config.direction`)."""
-    settings: list[Setting] = []
-    options = []
+def variant_settings(config: Config, base_v: Config, per_label: tuple[tuple[str, ...], ...], methods: Sequence[str],
+                     index: int) -> tuple[list[Setting], list[list[tuple[str, ...]]]]:
+    """The settings of one variant (``Setting.prompt`` = ``index``, its place among the scored variants) and its
+    per-label verbalizer options. Channel scoring: normalize sum|mean, and only the methods that mean something
+    for P(input | label) (see :mod:`lpclassify.config.direction`)."""
     base = config.scoring
-    for i, (base_v, score) in enumerate(zip(bases, scores, strict=True)):
-        per_label = tuple(tuple(c for label, c in score.columns if label == j) for j in range(len(config.labels)))
-        style_set = styles(base_v, per_label)
-        if score.channel:
-            found = settings_for(1, [style_set], _first(base.normalize, CHANNEL_NORMALIZATIONS),
-                                 _first(base.aggregate, AGGREGATIONS),
-                                 [m for m in methods if m not in CHANNEL_REFUSED_CALIBRATIONS])
-        else:
-            found = settings_for(1, [style_set], _first(base.normalize, NORMALIZATIONS),
-                                 _first(base.aggregate, AGGREGATIONS), methods)
-        settings += [replace(setting, prompt=i) for setting in found]
-        options.append(label_options(per_label, style_set))
-    return settings, options
+    style_set = styles(base_v, per_label)
+    if base_v.scoring.channel:
+        found = settings_for(1, [style_set], _first(base.normalize, CHANNEL_NORMALIZATIONS),
+                             _first(base.aggregate, AGGREGATIONS),
+                             [m for m in methods if m not in CHANNEL_REFUSED_CALIBRATIONS])
+    else:
+        found = settings_for(1, [style_set], _first(base.normalize, NORMALIZATIONS),
+                             _first(base.aggregate, AGGREGATIONS), methods)
+    return [replace(setting, prompt=index) for setting in found], label_options(per_label, style_set)
 
 
 def chosen_config(config: Config, prompt: PromptTemplate, setting: Setting, bias: Sequence[float],
