@@ -64,10 +64,10 @@ def single(clf, config, raw, rows, texts, labels) -> None:
     probs = clf.probabilities(raw)
     names = config.label_names
     th = config.decision.threshold
-    right = [(names[int(p.argmax())] == label and p.max() >= th) for p, label in zip(probs, labels)]
+    right = [(names[int(p.argmax())] == label and p.max() >= th) for p, label in zip(probs, labels, strict=True)]
     print(f"as-is ({config.scoring.calibration}, thr {th}): {np.mean(right):.3f}")
     wrong = [(model_input(r, config.fields), r["label"], names[int(p.argmax())], round(float(p.max()), 2))
-             for r, p, ok in zip(rows, probs, right) if not ok]
+             for r, p, ok in zip(rows, probs, right, strict=True) if not ok]
     for w in wrong[:12]:
         print("   x", w)
     rows_c = compare(clf, texts, labels, raw=raw, normalizations=(config.scoring.normalize,), few_shot=0)
