@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from lpclassify import Classifier
-from lpclassify.normalize import label_scores, log_probabilities, normalize
+from lpclassify.normalize import aggregate as aggregate_labels
+from lpclassify.normalize import log_probabilities, normalize
 from lpclassify.slots import Slot
 from lpclassify.tokenization import Candidate, EncodedText
 from lpclassify.top_k import BestFirst
@@ -25,7 +26,8 @@ def calibrated(slots: list[Slot], n_tokens: np.ndarray, n_chars: np.ndarray, nor
                offsets: np.ndarray):  # type: ignore[no-untyped-def]
     """A pipeline as the classifier's: normalize, aggregate per label, an affine calibration, log-softmax."""
     def label_log_probs(sums: np.ndarray) -> np.ndarray:
-        scores = label_scores(normalize(sums, n_tokens, n_chars, norm), slots, len(offsets), aggregate)
+        scores = aggregate_labels(normalize(sums, n_tokens, n_chars, norm), [s.label for s in slots], len(offsets),
+                                  aggregate)
         return log_probabilities(scores / 0.7 + offsets)
     return label_log_probs
 
@@ -105,7 +107,7 @@ def test_a_tolerance_makes_the_search_go_on_until_the_probabilities_are_that_clo
     slots = [Slot(label, str(label), c.completion) for label, c in zip(owners, text.candidates, strict=True)]
 
     def label_log_probs(sums: np.ndarray) -> np.ndarray:
-        return log_probabilities(label_scores(sums, slots, n_labels, "logsumexp"))
+        return log_probabilities(aggregate_labels(sums, [s.label for s in slots], n_labels, "logsumexp"))
 
     loose, tight = BestFirst(text, owners, 1, label_log_probs), BestFirst(text, owners, 1, label_log_probs,
                                                                            tolerance=1e-6)
