@@ -38,7 +38,7 @@ def bash_blocks() -> list[tuple[str, bool, str]]:
 def commands(body: str) -> list[list[str]]:
     """The argument lists of the ``lpclassify`` commands in a block (after a pipe too; comments dropped)."""
     out = []
-    for line in body.splitlines():
+    for line in body.replace("\\\n", " ").splitlines():  # a line ending in a backslash goes on
         for part in line.split(" && "):
             for piece in part.split(" | "):
                 words = shlex.split(piece, comments=True)
