@@ -1,7 +1,11 @@
-"""Reports -> the Markdown tables the docs include. Pure: JSON in, text out, nothing measured.
+"""Reports -> the Markdown tables the docs and the README include. Pure: JSON in, text out, nothing measured.
 
-    python benchmarks/render.py            # write docs/benchmarks/*.inc.md from benchmarks/reports/*.json
+    python benchmarks/render.py            # write docs/benchmarks/*.inc.md and README.md's headline block
     python benchmarks/render.py --check    # exit 1 (with a diff) where a table is not what its report renders
+
+The README's headline table sits between the HEADLINE_BEGIN and HEADLINE_END markers; it is the
+shipped configs' accuracy on their test sets, from benchmarks/reports/trust.json (written by
+benchmarks/trust.py), or from trust-before.json while no trust.json has been committed.
 
 Every table ends with where its numbers come from: the report file, the commit, the machine and
 the command, as the report recorded them. Without a report there is no table, only the command
@@ -21,6 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "benchmarks" / "reports"
 DOCS = ROOT / "docs" / "benchmarks"
+README = ROOT / "README.md"
+HEADLINE_BEGIN = "<!-- begin: headline (benchmarks/render.py) -->"
+HEADLINE_END = "<!-- end: headline -->"
+HEADLINE_REPORTS = ("trust.json", "trust-before.json")  # the first that exists is rendered
 REFERENCE_LABELS = 12  # labels.py times the oracle on at most this many labels per count (its REFERENCE_LABELS)
 
 Row = dict[str, Any]
@@ -147,6 +155,59 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
 }
 
 
+def percent(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def headline(report: dict[str, Any] | None, path: str) -> str:
+    """The README's table: each shipped config, as it ships, on its own test set (benchmarks/trust.py)."""
+    if report is None:
+        return ("No report has been committed for this table yet: `python benchmarks/trust.py` measures it "
+                "(benchmarks/reports/trust.json).\n")
+    header = ["config", "model", "calibration, demonstrations", "test texts (obvious)", "right: obvious texts",
+              "right: all texts", "abstained"]
+    rows = []
+    for name, r in report.get("configs", {}).items():
+        multi = r.get("mode") == "multi"
+        right = percent(r.get("exact_set_accuracy", r.get("accuracy")))
+        if multi and r.get("micro_f1") is not None:
+            right += f" (exact set; micro-F1 {r['micro_f1']:.2f})"
+        rows.append([f"`{name}`", r.get("model", "?"), f"{r.get('calibration', '?')}, {r.get('n_examples', 0)}",
+                     f"{r.get('n', '?')} ({r.get('n_obvious', '?')})", percent(r.get("obvious_accuracy")), right,
+                     "-" if multi else r.get("abstained", "-")])
+    machine = report.get("machine", {})
+    commits = sorted({r["commit"] for r in report.get("configs", {}).values() if "commit" in r})
+    commit = ", ".join(f"`{c}`" for c in commits) if commits else f"`{report.get('commit', '?')}`"
+    partial = "" if report.get("complete", True) else " **An incomplete run: some configs are missing.**"
+    if Path(path).name != HEADLINE_REPORTS[0]:  # not the current report: say so where the table is read
+        partial += (f" **These are the configs before their latest re-tuning (`{Path(path).name}`); "
+                    f"`python benchmarks/trust.py` writes `{HEADLINE_REPORTS[0]}`, which replaces them here.**")
+    note = (f"\nEach config run as a user runs it, on `benchmarks/data/<config>/test.jsonl` (written for this "
+            f"project, never used to choose settings); an abstention counts as wrong. From `{path}`: "
+            f"configs from `{report.get('configs_from', '?')}`, commit {commit}, "
+            f"{machine.get('processor', '?')} with {machine.get('cpus', '?')} CPUs; "
+            f"`{report.get('command', 'python benchmarks/trust.py')}`.{partial}\n")
+    return table(header, rows, "lllrrrr") + note
+
+
+def headline_source(reports: Path = REPORTS) -> tuple[dict[str, Any] | None, str]:
+    """The headline's report and its path as the README names it (the first of HEADLINE_REPORTS there)."""
+    for file_name in HEADLINE_REPORTS:
+        path = reports / file_name
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8")), shown(path)
+    return None, shown(reports / HEADLINE_REPORTS[0])
+
+
+def readme_block(readme: str, block: str) -> str:
+    """``readme`` with the text between the headline markers replaced by ``block``."""
+    start, end = readme.find(HEADLINE_BEGIN), readme.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no headline block: put {HEADLINE_BEGIN} and {HEADLINE_END} "
+                         "on lines of their own where the table goes")
+    return readme[:start + len(HEADLINE_BEGIN)] + "\n" + block + readme[end:]
+
+
 def render(name: str, report: dict[str, Any] | None, path: str = "") -> str:
     """One docs fragment: the table and its source (``path``: the report's, as the page names it), or how to
     make the report."""
@@ -172,20 +233,31 @@ def fragments(reports: Path = REPORTS) -> dict[str, str]:
     return {f"{name}.inc.md": render(name, read(reports, name), shown(reports / f"{name}.json")) for name in RENDERERS}
 
 
-def write(reports: Path = REPORTS, out: Path = DOCS) -> list[Path]:
+def rendered(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> dict[Path, str]:
+    """Every file this script writes, with the text it should hold."""
+    files = {out / file_name: text for file_name, text in fragments(reports).items()}
+    report, path = headline_source(reports)
+    files[readme] = readme_block(readme.read_text(encoding="utf-8"), headline(report, path))
+    return files
+
+
+def write(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for file_name, text in fragments(reports).items():
-        (out / file_name).write_text(text, encoding="utf-8")
-        written.append(out / file_name)
+    for path, text in rendered(reports, out, readme).items():
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
     return written
 
 
-def check(reports: Path = REPORTS, out: Path = DOCS) -> list[str]:
-    """A unified diff per fragment that differs from what its report renders (empty: all current)."""
+def check(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> list[str]:
+    """A unified diff per file that differs from what its report renders (empty: all current)."""
+    try:
+        files = rendered(reports, out, readme)
+    except ValueError as exc:  # a README without its headline markers
+        return [str(exc)]
     problems = []
-    for file_name, text in fragments(reports).items():
-        path = out / file_name
+    for path, text in files.items():
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
             problems.append("".join(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
@@ -198,16 +270,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
     parser.add_argument("--reports", type=Path, default=REPORTS)
     parser.add_argument("--out", type=Path, default=DOCS)
+    parser.add_argument("--readme", type=Path, default=README, help="the file holding the headline block")
     args = parser.parse_args(argv)
     if args.check:
-        problems = check(args.reports, args.out)
+        problems = check(args.reports, args.out, args.readme)
         for problem in problems:
             print(problem)
         if problems:
-            print("the docs' benchmark tables differ from the reports: run `python benchmarks/render.py`",
+            print("the benchmark tables of the docs or README differ from the reports: run "
+                  "`python benchmarks/render.py`",
                   file=sys.stderr)
         return 1 if problems else 0
-    for path in write(args.reports, args.out):
+    try:
+        written = write(args.reports, args.out, args.readme)
+    except ValueError as exc:
+        print(f"render.py: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0
 

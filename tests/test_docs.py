@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -38,7 +39,7 @@ def bash_blocks() -> list[tuple[str, bool, str]]:
 def commands(body: str) -> list[list[str]]:
     """The argument lists of the ``lpclassify`` commands in a block (after a pipe too; comments dropped)."""
     out = []
-    for line in body.splitlines():
+    for line in body.replace("\\\n", " ").splitlines():  # a line ending in a backslash goes on
         for part in line.split(" && "):
             for piece in part.split(" | "):
                 words = shlex.split(piece, comments=True)
@@ -95,8 +96,46 @@ def test_render_check_sees_an_edited_table(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import render
 
-    render.write(render.REPORTS, tmp_path)
-    assert render.check(render.REPORTS, tmp_path) == []
+    readme = tmp_path / "README.md"
+    readme.write_text(render.README.read_text(encoding="utf-8"), encoding="utf-8")
+    render.write(render.REPORTS, tmp_path, readme)
+    assert render.check(render.REPORTS, tmp_path, readme) == []
     page = tmp_path / "tune.inc.md"
     page.write_text(page.read_text(encoding="utf-8").replace("%", " percent", 1), encoding="utf-8")
-    assert render.check(render.REPORTS, tmp_path)
+    assert render.check(render.REPORTS, tmp_path, readme)
+
+
+def test_render_check_sees_an_edited_or_missing_readme_headline(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import render
+
+    readme = tmp_path / "README.md"
+    readme.write_text(render.README.read_text(encoding="utf-8"), encoding="utf-8")
+    render.write(render.REPORTS, tmp_path, readme)
+    text = readme.read_text(encoding="utf-8")
+    block = text[text.index(render.HEADLINE_BEGIN):text.index(render.HEADLINE_END)]
+    assert "| `sentiment` |" in block  # the table is in the block, not elsewhere
+    readme.write_text(text.replace(block, block.replace(" %", "%", 1)), encoding="utf-8")
+    assert render.check(render.REPORTS, tmp_path, readme)
+    readme.write_text(text.replace(render.HEADLINE_END, ""), encoding="utf-8")
+    assert any("no headline block" in problem for problem in render.check(render.REPORTS, tmp_path, readme))
+
+
+def test_the_headline_prefers_the_current_trust_report(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import render
+
+    report = {"command": "c", "commit": "abc", "configs_from": "working tree", "machine": {}, "complete": False,
+              "configs": {"spam": {"n": 4, "n_obvious": 2, "obvious_accuracy": 0.5, "accuracy": 0.25,
+                                   "abstained": 1, "mode": "single", "model": "m.gguf", "calibration": "pmi",
+                                   "n_examples": 4, "commit": "def"}}}
+    (tmp_path / "trust-before.json").write_text(json.dumps({**report, "commit": "old"}), encoding="utf-8")
+    old, path = render.headline_source(tmp_path)
+    assert old is not None and old["commit"] == "old"
+    assert "before their latest re-tuning" in render.headline(old, path)
+    (tmp_path / "trust.json").write_text(json.dumps(report), encoding="utf-8")
+    new, path = render.headline_source(tmp_path)
+    text = render.headline(new, path)
+    assert path.endswith("trust.json") and "before their latest" not in text
+    assert "| `spam` | m.gguf | pmi, 4 | 4 (2) | 50.0 % | 25.0 % | 1 |" in text
+    assert "`def`" in text and "incomplete run" in text
