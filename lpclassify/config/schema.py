@@ -73,7 +73,7 @@ class Example:
 class Scoring:
     normalize: str = "sum"
     aggregate: str = "logsumexp"
-    calibration: str = "none"
+    calibration: str = "contextual"  # measured best across task types: benchmarks/reports/default-calibration.md
     content_free: tuple[str, ...] = DEFAULT_CONTENT_FREE
     calibration_file: str | None = None
     temperature: float = 1.0  # calibrated log-probabilities are divided by it before the label biases are added

@@ -305,7 +305,7 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
-        calibration=reader.choice("calibration", method_names(), "none"),
+        calibration=reader.choice("calibration", method_names(), Scoring.calibration),
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
