@@ -32,7 +32,6 @@ def main() -> None:
     from lpclassify import Classifier
     from lpclassify.backends.shared import shared_backend
     from lpclassify.config import load_config
-    from lpclassify.config.dump import config_yaml
     from lpclassify.evaluation import evaluate
     from lpclassify.models import resolve_model
     from lpclassify.tuning import tune
@@ -88,9 +87,10 @@ def main() -> None:
             started = time.perf_counter()
             result = tune(config, backend, train_texts, train_gold, **options)
             seconds = time.perf_counter() - started
-            text = config_yaml(result.config, f"benchmarks/tune_demos.py: {task}, 64 examples, {name}")
             tuned_path = args.out_dir / f"{task}.{name}.yaml"
-            tuned_path.write_text(text)
+            # with the calibration file a chosen domain calibration needs (its inputs, drawn from the examples)
+            result.write(tuned_path, f"benchmarks/tune_demos.py: {task}, 64 examples, {name}")
+            text = tuned_path.read_text()
             print(f"{task} {name}: tune {seconds:.0f} s, estimate {result.estimate.accuracy:.3f}, "
                   f"{result.variant.describe()}; {result.setting.describe()}; skipped {list(result.skipped)}",
                   flush=True)
