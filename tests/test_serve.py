@@ -331,19 +331,22 @@ def test_a_request_past_the_timeout_gets_504_its_work_is_dropped_and_the_server_
 
 def test_sigterm_finishes_accepted_requests_then_exits_0() -> None:
     s = start_server("-c", "sentiment", "--max-batch-size", "2", "--timeout", "600")
-    texts = [[f"{review} ({i})" for review in REVIEWS] for i in range(6)]
+    # a long request first (it keeps the model busy), then five that queue behind it
+    texts = [[f"{review} ({i})" for i in range(4) for review in REVIEWS]] + [
+        [f"{review} ({i})" for review in REVIEWS] for i in range(5)]
 
     def call(items: list[str]) -> httpx.Response:
         with s.client() as own:
             return own.post("/v1/classify", json={"model": "sentiment", "input": items})
 
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(call, items) for items in texts]
-        with s.client() as c:  # wait until every request is accepted: one running, the others queued
-            deadline = time.monotonic() + 60
-            while _metric(c.get("/metrics").text, "lpclassify_queue_depth") < len(texts) - 1:
-                assert time.monotonic() < deadline, "the requests were not all accepted within 60 s"
-                time.sleep(0.05)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool, s.client() as c:
+        futures = [pool.submit(call, texts[0])]
+        time.sleep(1.0)  # the long request is running
+        deadline = time.monotonic() + 120
+        futures += [pool.submit(call, items) for items in texts[1:]]
+        while _metric(c.get("/metrics").text, "lpclassify_queue_depth") < len(texts) - 1 and not futures[0].done():
+            assert time.monotonic() < deadline, "the requests were not all accepted within 120 s"
+            time.sleep(0.05)
         s.process.send_signal(signal.SIGTERM)
         responses = [f.result() for f in futures]
     code, err = stop(s)
