@@ -38,7 +38,7 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert config.labels[0].completions == (" positive",)
     assert config.prompt == "Review: {text}\nSentiment:"
     assert (config.scoring.normalize, config.scoring.aggregate, config.scoring.calibration) == (
-        "sum", "logsumexp", "none")
+        "sum", "logsumexp", "contextual")
     assert (config.decision.mode, config.decision.threshold, config.decision.top_k) == ("single", 0.0, 1)
     assert config.model == "default"
 
