@@ -1,6 +1,12 @@
 """Before/after the one-pipeline change: every output the pipeline feeds, compared byte for byte.
 
-    python benchmarks/ab_pipeline.py --before /work/main --n 20 --json benchmarks/reports/ab-pipeline.json
+    python benchmarks/ab_pipeline.py --before ../main --n 20 --json benchmarks/reports/ab-pipeline.json
+
+or each side's outputs on their own (in parallel), then compared with a throughput run:
+
+    PYTHONPATH=../main python benchmarks/ab_pipeline.py --worker outputs --tree ../main --out before.json
+    python benchmarks/ab_pipeline.py --worker outputs --tree . --out after.json
+    python benchmarks/ab_pipeline.py --before ../main --outputs before.json after.json --json R.json
 
 Each tree runs in its own process (``PYTHONPATH`` = the tree; ``--before`` is a checkout, e.g. a
 ``git worktree`` of main; the after side is this checkout), on the same texts (the first N/2 of
@@ -126,6 +132,141 @@ def worker(tree: Path, n: int) -> dict:
     return json.loads(text)
 
 
+class HashBackend:
+    """A fake model for the maths-only comparison: one character per token, each token's log-prob a hash
+    of everything before it (varied across texts, labels and tokens; the same in every process)."""
+
+    n_ctx = 4096
+
+    def tokenize(self, text: str, add_bos: bool) -> list[int]:
+        return [ord(c) for c in text]
+
+    def token_text(self, token: int) -> str:
+        return chr(token)
+
+    def special_tokens(self, text: str) -> dict[str, int]:
+        return {}
+
+    def chat_template(self) -> None:
+        return None
+
+    def identity(self):  # type: ignore[no-untyped-def]
+        from lpclassify.backends.base import ModelIdentity
+
+        return ModelIdentity()
+
+    def describe(self) -> dict[str, object]:
+        return {"architecture": "hash"}
+
+    def close(self) -> None:
+        pass
+
+    def score(self, texts, *, prefix=()):  # type: ignore[no-untyped-def]
+        import zlib
+
+        import numpy as np
+
+        out = []
+        for text in texts:
+            seed = zlib.crc32(bytes(text.prompt[-200:]) if max(text.prompt, default=0) < 256
+                              else str(text.prompt[-200:]).encode())
+            out.append([np.array([-(zlib.crc32(str(c.tokens[:i + 1]).encode(), seed) % 4000) / 1000
+                                  for i in range(len(c.tokens))]) for c in text.candidates])
+        return out
+
+    score_reference = score
+
+
+def fake_worker(tree: Path, n: int) -> dict:
+    """Inside the subprocess: the maths alone, every shipped config x every calibration method, on HashBackend."""
+    from lpclassify import Classifier, calibration
+    from lpclassify.config import load_config
+    from lpclassify.evaluation import compare
+
+    sst2, _, agnews, _ = texts_of(n)
+    texts = sst2 + agnews
+    outputs: dict[str, object] = {}
+    for name in CONFIGS:
+        config = load_config(tree / "configs" / f"{name}.yaml")
+        inputs = ([{"premise": t, "hypothesis": HYPOTHESIS} for t in texts] if len(config.fields) > 1 else texts)
+        gold = [config.label_names[i % len(config.label_names)] for i in range(len(texts))]
+        try:
+            clf = Classifier(config, HashBackend())
+            clf.reference_cache_dir = None
+            outputs[f"fake classify {name}"] = [
+                [p.label, list(p.labels), sorted((k, float(v).hex()) for k, v in p.probabilities.items())]
+                for p in clf.classify_many(inputs)]
+            outputs[f"fake explain {name}"] = [clf.explain(t).as_dict() for t in inputs[:3]]
+            raw = clf.raw_scores(inputs)
+            clf.fit_domain(inputs)
+            if config.decision.mode == "single":
+                clf.fit(inputs, gold)
+            for method in calibration.method_names():
+                for norm in ("sum", "mean", "chars"):
+                    try:
+                        probs = clf.probabilities(raw, method=method, normalize=norm)
+                        outputs[f"fake {name} {method} {norm}"] = [hexes(row) for row in probs]
+                    except Exception as exc:  # e.g. fitted under another normalization: the same error both sides
+                        outputs[f"fake {name} {method} {norm}"] = f"{type(exc).__name__}: {exc}"
+            if config.decision.mode == "single":
+                outputs[f"fake compare {name}"] = [
+                    {k: (float(v).hex() if isinstance(v, float) else v) for k, v in row.as_dict().items()}
+                    for row in compare(Classifier(config, HashBackend()), inputs, gold, few_shot=4)]
+        except Exception as exc:
+            outputs[f"fake {name} error"] = f"{type(exc).__name__}: {exc}"
+    outputs.update(fake_cli(tree, texts))
+    return json.loads(json.dumps(outputs).replace(str(tree), "<tree>"))
+
+
+def fake_cli(tree: Path, texts: list[str]) -> dict[str, object]:
+    """The command line's classify (JSON Lines, CSV), eval --compare and explain --json, and Ray's row
+    layout, on the fake model."""
+    import numpy as np
+
+    from lpclassify import Classifier, cli
+    from lpclassify.ray import prediction_columns
+
+    def loader(config, request):  # type: ignore[no-untyped-def]
+        clf = Classifier(request.configured(config), HashBackend())
+        clf.reference_cache_dir = None
+        return clf
+
+    def run_cli(*argv: str) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = cli.main(list(argv), load_classifier=loader)
+        return f"exit {status}\n{out.getvalue()}"
+
+    outputs: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("sentiment", "topic", "support_intents", "support_tags", "spam"):
+            path = str(tree / "configs" / f"{name}.yaml")
+            config = Classifier(cli_config(path), HashBackend()).config
+            labelled = Path(tmp) / "in.jsonl"
+            labelled.write_text("".join(json.dumps({"text": t, "label": config.label_names[i % len(config.labels)],
+                                                    "id": i}) + "\n" for i, t in enumerate(texts)))
+            for suffix in ("jsonl", "csv"):
+                out = Path(tmp) / f"out.{suffix}"
+                status = run_cli("classify", "-c", path, "-i", str(labelled), "-o", str(out))
+                outputs[f"fake cli classify {name} .{suffix}"] = status + out.read_text(encoding="utf-8")
+            outputs[f"fake cli explain --json {name}"] = run_cli("explain", "-c", path, "--json", texts[0])
+            if config.decision.mode == "single":
+                outputs[f"fake cli eval --compare {name}"] = run_cli("eval", "-c", path, "-i", str(labelled),
+                                                                     "--compare")
+            clf = loader(config, type("Request", (), {"configured": staticmethod(lambda c: c)})())
+            batch = {"text": np.array(texts, dtype=object), "label": np.arange(len(texts))}
+            columns = prediction_columns(batch, clf.classify_many(texts), config.label_names)
+            outputs[f"fake ray columns {name}"] = {k: [float(v).hex() if isinstance(v, float) else str(v)
+                                                       for v in values.tolist()] for k, values in columns.items()}
+        return json.loads(json.dumps(outputs).replace(tmp, "<tmp>"))
+
+
+def cli_config(path: str):  # type: ignore[no-untyped-def]
+    from lpclassify.config import load_config
+
+    return load_config(path)
+
+
 def ray_rows(tree: Path, texts: list[str]) -> object:
     try:
         import ray
@@ -167,20 +308,32 @@ def run_side(tree: Path, mode: str, n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path, help="a checkout of the code before (e.g. a worktree of main)")
+    parser.add_argument("--after", type=Path, help="a checkout of the code after (default: this one)")
+    parser.add_argument("--fake", action="store_true",
+                        help="also compare the maths alone on a fake model: every shipped config x every method")
+    parser.add_argument("--outputs", type=Path, nargs=2, metavar=("BEFORE.json", "AFTER.json"),
+                        help="compare these --worker outputs files instead of running both sides now")
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--speed-n", type=int, default=64, help="texts per throughput round")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per side (alternating)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--worker", choices=["outputs", "speed"])
+    parser.add_argument("--worker", choices=["outputs", "speed", "fake"])
     parser.add_argument("--tree", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.tree, args.n) if args.worker == "outputs" else speed(args.tree, args.n)
+        work = {"outputs": worker, "speed": speed, "fake": fake_worker}[args.worker]
+        result = work(args.tree, args.n)
         args.out.write_text(json.dumps(result))
         return
-    trees = {"before": args.before.resolve(), "after": ROOT}
-    sides = {side: run_side(tree, "outputs", args.n) for side, tree in trees.items()}
+    trees = {"before": args.before.resolve(), "after": (args.after or ROOT).resolve()}
+    if args.outputs:  # each side's outputs from an earlier --worker outputs run (e.g. both run in parallel)
+        sides = {side: json.loads(path.read_text()) for side, path in zip(trees, args.outputs, strict=True)}
+    else:
+        sides = {side: run_side(tree, "outputs", args.n) for side, tree in trees.items()}
+    if args.fake:
+        for side, tree in trees.items():
+            sides[side].update(run_side(tree, "fake", args.n))
     keys = sorted(set(sides["before"]) | set(sides["after"]))
     items = {key: sides["before"].get(key) == sides["after"].get(key) for key in keys}
     skipped = sorted(k for k in keys if str(sides["after"].get(k)).startswith("skipped"))
@@ -188,17 +341,21 @@ def main() -> None:
     for i in range(args.rounds):
         for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
             rates[side].append(run_side(trees[side], "speed", args.speed_n)["texts_per_s"])
-    before, after = statistics.median(rates["before"]), statistics.median(rates["after"])
-    report = {"n_texts": args.n, "before": str(args.before), "identical": all(items.values()),
+    before, after = (statistics.median(rates["before"]), statistics.median(rates["after"])) if args.rounds else (1, 1)
+    report = {"n_texts": args.n, "before": str(args.before), "after": str(trees["after"]),
+              "identical": all(items.values()),
               "items": items, "skipped": skipped, "different": [k for k, same in items.items() if not same],
               "throughput": {"texts": args.speed_n, "rounds": args.rounds, "before_texts_per_s": rates["before"],
-                             "after_texts_per_s": rates["after"], "ratio_after_before": after / before},
+                             "after_texts_per_s": rates["after"],
+                             "ratio_after_before": after / before if args.rounds else None},
               **provenance()}
     for key, same in items.items():
         note = "  (skipped)" if key in skipped else ""
         print(f"{'identical' if same else 'DIFFERENT'}  {key}{note}")
-    print(f"all identical: {report['identical']}; throughput after/before {after / before:.3f} "
-          f"(median texts/s {before:.2f} -> {after:.2f}, {args.rounds} rounds of {args.speed_n} texts each)")
+    print(f"all {len(items)} items identical: {report['identical']}")
+    if args.rounds:
+        print(f"throughput after/before {after / before:.3f} (median texts/s {before:.2f} -> {after:.2f}, "
+              f"{args.rounds} rounds of {args.speed_n} texts each, sides alternating)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,9 +38,12 @@ TASKS = {  # name: (data file, base config, label field, tune rows, evaluated ro
 LABEL_FREE = ("none", "contextual", "domain", "batch", "pmi")
 
 
+def pct(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.1f}"
+
+
 def provenance() -> dict[str, object]:
     """The commit (and whether the tree had changes) and the machine a report was measured on."""
-    import os
     import platform
     import subprocess
 
@@ -66,6 +70,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "reports" / "tuned")
+    parser.add_argument("--tuned-from", type=Path, metavar="DIR",
+                        help="skip tune: evaluate the <task>.tuned.yaml an earlier run wrote in DIR (its tune facts "
+                             "come from DIR/<task>.tune.json when there is one)")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -81,13 +88,22 @@ def main() -> None:
                                  threads=args.threads)
         texts, gold = [r["text"] for r in test], [r[field] for r in test]
 
-        started = time.perf_counter()
-        result = tune(config, backend, [r["text"] for r in train], [r[field] for r in train])
-        tune_seconds = time.perf_counter() - started
-        tuned_path = args.out_dir / f"{task}.tuned.yaml"
-        result.write(tuned_path, f"benchmarks/tune.py: {task}, 64 examples")  # with a calibration file if domain
-        print(f"{task}: tune took {tune_seconds:.0f} s; estimate {result.estimate.accuracy:.3f}; "
-              f"{result.setting.describe()}", flush=True)
+        if args.tuned_from:  # tune's choice from an earlier run (tune depends on the 64 rows, not on --n)
+            tuned_path = args.tuned_from / f"{task}.tuned.yaml"
+            facts_file = args.tuned_from / f"{task}.tune.json"
+            facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
+        else:
+            started = time.perf_counter()
+            result = tune(config, backend, [r["text"] for r in train], [r[field] for r in train])
+            tune_seconds = time.perf_counter() - started
+            tuned_path = args.out_dir / f"{task}.tuned.yaml"
+            result.write(tuned_path, f"benchmarks/tune.py: {task}, 64 examples")  # with a calibration file if domain
+            facts = {"tune_seconds": tune_seconds, "tune_estimate": result.estimate.accuracy,
+                     "tune_selection_cv": result.selection.accuracy, "methods_searched": list(result.methods),
+                     "settings_searched": result.n_settings, "chosen": result.setting.describe()}
+            (args.out_dir / f"{task}.tune.json").write_text(json.dumps(facts, indent=1) + "\n")
+            print(f"{task}: tune took {tune_seconds:.0f} s; estimate {result.estimate.accuracy:.3f}; "
+                  f"{result.setting.describe()}", flush=True)
 
         base = Classifier(config, backend)
         started = time.perf_counter()
@@ -104,12 +120,13 @@ def main() -> None:
         tuned_accuracy = evaluate(tuned, texts, gold).accuracy
         tuned_seconds = time.perf_counter() - started
         results[task] = {
-            "evaluated": len(test), "tune_examples": len(train), "tune_seconds": tune_seconds,
-            "tune_estimate": result.estimate.accuracy, "tune_selection_cv": result.selection.accuracy,
-            "methods_searched": list(result.methods), "settings_searched": result.n_settings,
-            "chosen": result.setting.describe(), "shipped": shipped, "shipped_calibration": config.scoring.calibration,
+            "evaluated": len(test), "tune_examples": len(train),
+            **{key: facts.get(key) for key in ("tune_seconds", "tune_estimate", "tune_selection_cv", "methods_searched",
+                                               "settings_searched", "chosen")},
+            "tuned_from": str(args.tuned_from) if args.tuned_from else None,
+            "shipped": shipped, "shipped_calibration": config.scoring.calibration,
             "best_label_free": best.accuracy, "best_label_free_setting": f"{best.method}/{best.normalize}",
-            "fitted64": fitted64, "tuned": tuned_accuracy, "tuned_config": str(tuned_path.relative_to(ROOT)),
+            "fitted64": fitted64, "tuned": tuned_accuracy, "tuned_config": os.path.relpath(tuned_path, ROOT),
             "score_seconds_base": base_seconds, "score_seconds_tuned": tuned_seconds,
             "label_free": [r.as_dict() for r in rows_cmp],
         }
@@ -121,9 +138,9 @@ def main() -> None:
           "| tuned | tuned - best label-free | tune time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for task, r in results.items():
         print(f"| {task} | {r['evaluated']} | {100 * r['shipped']:.1f} | {100 * r['best_label_free']:.1f} "
-              f"({r['best_label_free_setting']}) | {100 * r['fitted64']:.1f} | {100 * r['tune_estimate']:.1f} "
+              f"({r['best_label_free_setting']}) | {100 * r['fitted64']:.1f} | {pct(r['tune_estimate'])} "
               f"| {100 * r['tuned']:.1f} | {100 * (r['tuned'] - r['best_label_free']):+.1f} "
-              f"| {r['tune_seconds']:.0f} s |")
+              f"| {r['tune_seconds'] or 0:.0f} s |")
 
 
 if __name__ == "__main__":
