@@ -28,7 +28,7 @@ def test_readme_opens_with_the_two_setup_commands_and_the_second_is_ci_verbatim(
     assert tests == VENV + ci_test_command()
 
 
-def test_ci_runs_ruff_and_lets_nothing_skip() -> None:
+def test_ci_runs_ruff_builds_the_docs_and_lets_nothing_skip() -> None:
     command = ci_test_command()
-    assert "ruff check ." in command
+    assert "ruff check ." in command and "mkdocs build --strict" in command
     assert "LPCLASSIFY_NO_SKIPS=1" in command and "-rs" in command
