@@ -125,9 +125,11 @@ def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
 def chosen(result: TuneResult) -> str:
     """The chosen setting in words, the same in the written config and on the terminal (prompts from 1)."""
     s, v = result.setting, result.variant
-    shots = (f", {v.shots} demonstration(s) per label (under examples:, round-robin by label)" if v.shots
-             else ", no demonstrations")
-    return (f"{v.direction} scoring, prompt {v.prompt + 1} of {len(result.prompts)}{shots}, verbalizer "
+    # result.prompts holds one prompt per variant; the config's own prompts are what the variants number
+    n_prompts = len({variant.prompt for variant in result.variants}) if result.variants else len(result.prompts)
+    shots = (f"{v.shots} demonstration(s) per label (under examples:, round-robin by label)" if v.shots
+             else "no demonstrations")
+    return (f"prompt {v.prompt + 1} of {n_prompts}, {v.direction} scoring, {shots}, verbalizer "
             f"'{s.verbalizer}', normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}")
 
 

@@ -302,14 +302,17 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
                      ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
                       "direction", "search", "tolerance"), top.problems)
+    direction = reader.choice("direction", DIRECTIONS, "direct")
+    # contextual calibration has no meaning for channel scoring (config/direction.py says why): none there
+    default_calibration = "none" if direction == "channel" else Scoring.calibration
     return Scoring(
         normalize=reader.choice("normalize", NORMALIZATIONS, "sum"),
         aggregate=reader.choice("aggregate", AGGREGATIONS, "logsumexp"),
-        calibration=reader.choice("calibration", method_names(), Scoring.calibration),
+        calibration=reader.choice("calibration", method_names(), default_calibration),
         content_free=reader.strings("content_free", DEFAULT_CONTENT_FREE, allow_empty_items=True),
         calibration_file=reader.str("calibration_file"),
         temperature=reader.number("temperature", 1.0, low=1e-3, high=1e3),
-        direction=reader.choice("direction", DIRECTIONS, "direct"),
+        direction=direction,
         search=reader.choice("search", SEARCHES, "exhaustive"),
         tolerance=reader.number("tolerance", 0.0, low=0.0, high=1.0) if reader.has("tolerance") else None,
     )
@@ -349,8 +352,10 @@ def with_runtime(config: Config, overrides: Mapping[str, Any]) -> Config:
     if not wanted:
         return config
     current = {key: value for key, value in vars(config.runtime).items() if value is not None}
-    top = _Reader({"runtime": {**current, **wanted}}, config.source, "", ("runtime",))
+    problems = _Problems()
+    top = _Reader({"runtime": {**current, **wanted}}, config.source, "", ("runtime",), problems)
     runtime = _parse_runtime(top, config.source)
+    problems.raise_any()
     if runtime.shorten_field is not None and runtime.shorten_field not in config.fields:
         raise top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
                         f"{', '.join(config.fields)})", "runtime.shorten_field")
