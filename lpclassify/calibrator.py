@@ -36,7 +36,7 @@ class Calibrator:
         self.config = scorer.config
         self.scorer = scorer
         self.model_name = model.name
-        setting: dict[str, object] = {"pairs": scorer.display_pairs(), "mode": self.config.decision.mode,
+        setting: dict[str, object] = {"pairs": scorer.display_pairs(), "mode": self.config.decision.score_mode,
                                       "n_ctx": scorer.backend.n_ctx}
         if specials := scorer.template_specials():  # special tokens in the template change the tokens
             setting["special_tokens"] = specials
@@ -45,7 +45,7 @@ class Calibrator:
             lambda texts: scorer.raw_scores([scorer.prompter.fill_all(t) for t in texts]), scorer.slots,
             model=model.cache_key(), setting=setting)
         self.columns = pipeline.Columns(tuple(slot.label for slot in scorer.slots), len(self.config.labels),
-                                        None if self.config.decision.mode == "single"
+                                        None if self.config.decision.score_mode == "single"
                                         else tuple(slot.yes for slot in scorer.slots))
         self._state: calibration.CalibrationState | None = None
         self._state_lock = threading.Lock()
@@ -92,7 +92,8 @@ class Calibrator:
     def prepare(self, method: str | None = None) -> None:
         """Score the reference texts ``method`` needs now (once; cached), not in the middle of the maths."""
         method_ = calibration.get(method or self.config.scoring.calibration)
-        texts = method_.reference_texts(self.config.scoring.content_free, self.config.decision.mode, self.state)
+        texts = method_.reference_texts(self.config.scoring.content_free, self.config.decision.score_mode,
+                                        self.state)
         if texts:
             self.references.get(texts)
 

@@ -84,16 +84,21 @@ def decide_single(names: Sequence[str], probabilities: Sequence[float] | np.ndar
 
 def decide_multi(names: Sequence[str], yes_probabilities: Sequence[float] | np.ndarray,
                  thresholds: Sequence[float], *, scores: Sequence[CompletionScore] = (),
-                 truncated: bool = False) -> Prediction:
-    """Every label on its own: chosen when its yes-probability reaches its threshold."""
+                 truncated: bool = False, none: str | None = None) -> Prediction:
+    """Every label on its own: chosen when its probability (its yes-probability, or its share of one
+    shared distribution) reaches its threshold. ``none``: the label that stands for "none of these",
+    never chosen (when it is the most likely, the reason says so)."""
     probs = np.asarray(yes_probabilities, dtype=np.float64)
     as_dict = {name: float(p) for name, p in zip(names, probs, strict=True)}
-    order = np.argsort(-probs, kind="stable")
-    chosen = tuple(names[int(i)] for i in order if probs[int(i)] >= thresholds[int(i)])
+    order = [int(i) for i in np.argsort(-probs, kind="stable")]
+    candidates = [i for i in order if names[i] != none]
+    chosen = tuple(names[i] for i in candidates if probs[i] >= thresholds[i])
     if not chosen:
-        best = int(order[0])
+        best = candidates[0]
         reason = (f"no label reached its threshold (best: {names[best]} {probs[best]:.3f} "
                   f"< {thresholds[best]:.3f})")
+        if none is not None and names[order[0]] == none:
+            reason = f"{none} (none of the labels) is the most likely answer, {probs[order[0]]:.3f}; " + reason
         return Prediction(None, as_dict, (), True, reason, tuple(scores), truncated)
     return Prediction(chosen[0], as_dict, chosen, False, None, tuple(scores), truncated)
 
@@ -114,7 +119,7 @@ def decide(config: Config, raw: RawScores, probabilities: np.ndarray) -> list[Pr
     for i in range(len(probabilities)):
         if decision.mode == "multi":
             prediction = decide_multi(names, probabilities[i], per_label, scores=raw.scores[i],
-                                      truncated=bool(raw.truncated[i]))
+                                      truncated=bool(raw.truncated[i]), none=decision.multi.none)
         else:
             prediction = decide_single(names, probabilities[i], threshold=decision.threshold, top_k=decision.top_k,
                                        scores=raw.scores[i], truncated=bool(raw.truncated[i]))

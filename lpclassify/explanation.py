@@ -82,7 +82,6 @@ def explain(clf: Explainable, text: Input) -> Explanation:
     config = clf.config
     backend = clf.backend
     slots = clf.scorer.slots
-    single = config.decision.mode == "single"
     scoring = config.scoring
     encoded, truncated = clf.encode(text)
     raw = clf.raw_scores([text])
@@ -128,7 +127,9 @@ def explain(clf: Explainable, text: Input) -> Explanation:
         config={"name": config.name, "source": config.source, "mode": config.decision.mode,
                 "direction": scoring.direction, "normalize": scoring.normalize, "aggregate": scoring.aggregate,
                 "calibration": scoring.calibration, "threshold": config.decision.threshold,
-                "thresholds": per_label if not single else None, "top_k": config.decision.top_k},
+                "thresholds": per_label if config.decision.mode == "multi" else None, "top_k": config.decision.top_k,
+                **({"multi_scoring": config.decision.multi.scoring, "none": config.decision.multi.none}
+                   if config.decision.mode == "multi" else {})},
         model=model_info,
         prompts=list(dict.fromkeys(prompt for prompt, _ in clf.prompts(text))),
         truncated=bool(truncated),

@@ -98,7 +98,7 @@ class Prompter:
             raise ModelError(f"{model} has no chat template (no tokenizer.chat_template in its GGUF metadata), so "
                              "it cannot render a chat prompt; use an instruct/chat model, or write the prompt as a "
                              "plain template string")
-        if config.decision.mode == "single":
+        if config.decision.score_mode == "single":
             # channel scoring: {label} stays a hole, filled with each label's verbalization in turn
             reserved = [{"labels": describe_labels(config.labels)}]
         else:
@@ -113,7 +113,7 @@ class Prompter:
         if config.scoring.channel:
             first = next(lab for lab in config.labels if lab.name == example_labels[0]).completions[0]
             return verbalization(first)
-        if config.decision.mode == "single":
+        if config.decision.score_mode == "single":
             return next(lab for lab in config.labels if lab.name == example_labels[0]).completions[0]
         multi = config.decision.multi
         return multi.yes[0] if config.labels[label].name in example_labels else multi.no[0]

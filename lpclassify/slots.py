@@ -1,8 +1,9 @@
 """Which label each scored completion speaks for: the one ordering every part agrees on.
 
-In single-label mode a label's completions compete with the other labels'; in multi-label
-mode each label is asked its own yes/no question, so every label has its yes and its no
-completions. Scores, explanations and the ``validate`` command all walk candidates in this order.
+In single-label mode (and multi-label mode with one shared question) a label's completions
+compete with the other labels'; in multi-label mode with a question per label each label is
+asked its own yes/no question, so every label has its yes and its no completions. Scores,
+explanations and the ``validate`` command all walk candidates in this order.
 
 >>> from lpclassify.config import load_config
 >>> config = load_config({"prompt": "{text} ->", "labels": {"a": {"completions": [" a", " A"]}, "b": None}})
@@ -35,7 +36,7 @@ class Slot:
 
 def make_slots(config: Config) -> tuple[Slot, ...]:
     """Every candidate completion of ``config``, in scoring order."""
-    if config.decision.mode == "single":
+    if config.decision.score_mode == "single":
         return tuple(Slot(i, label.name, completion) for i, label in enumerate(config.labels)
                      for completion in label.completions)
     multi = config.decision.multi

@@ -94,8 +94,16 @@ def test_threshold_abstains_with_a_reason() -> None:
     assert p.abstained and p.label is None and "below the threshold 0.999" in (p.reason or "")
 
 
+QUESTIONS = {"prompt": "Support ticket: {text}\nQuestion: Is this ticket about {label} ({description})? "
+                       "Answer yes or no.\nAnswer:",
+             "labels": {"billing": {"description": "payments, refunds"}, "bug": {"description": "crashes, errors"},
+                        "account": {"description": "login, password"},
+                        "shipping": {"description": "delivery, parcels", "threshold": 0.6}},
+             "scoring": {"calibration": "none"}, "decision": {"mode": "multi", "threshold": 0.5}}
+
+
 def test_multi_label_config_decides_each_label() -> None:
-    clf = Classifier.from_config(CONFIGS / "support_tags.yaml", model="smollm2-135m")
+    clf = Classifier.from_config(QUESTIONS, model="smollm2-135m")
     p = clf.classify("I was charged twice for my order")
     assert set(p.probabilities) == {"billing", "bug", "account", "shipping"}
     multi = clf.config.decision.multi
@@ -108,6 +116,22 @@ def test_multi_label_config_decides_each_label() -> None:
     chosen = sorted((name for name, v in p.probabilities.items() if v >= threshold[name]),
                     key=lambda name: -p.probabilities[name])
     assert list(p.labels) == chosen and p.label == (chosen[0] if chosen else None)
+
+
+def test_multi_label_with_a_shared_question_thresholds_the_single_label_distribution() -> None:
+    single = {"prompt": "Ticket: {text}\nTopic (billing, bug, shipping or other):",
+              "labels": ["billing", "bug", "shipping", "other"], "scoring": {"calibration": "contextual"}}
+    shared = {**single, "decision": {"mode": "multi", "threshold": 0.2,
+                                     "multi": {"scoring": "shared", "none": "other"}}}
+    texts = ["The app crashed while I was paying and I was charged twice.", "Thanks, great service!",
+             "My parcel never arrived."]
+    as_single = Classifier.from_config(single, model="smollm2-135m").classify_many(texts)
+    as_multi = Classifier.from_config(shared, model="smollm2-135m").classify_many(texts)
+    for one, many in zip(as_single, as_multi, strict=True):
+        assert many.probabilities == one.probabilities  # the same scores, calibration and distribution
+        chosen = [name for name in sorted(one.probabilities, key=lambda n: -one.probabilities[n])
+                  if name != "other" and one.probabilities[name] >= 0.2]
+        assert list(many.labels) == chosen and many.abstained == (not chosen)
 
 
 def test_long_text_is_truncated_and_says_so() -> None:

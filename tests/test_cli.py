@@ -299,7 +299,7 @@ def test_validate_configs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                    encoding="utf-8")
     assert main(["validate", "sentiment", str(ROOT / "configs" / "support_tags.yaml")]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == ["ok: sentiment (2 labels, single)", "ok: support_tags (4 labels, multi)"]
+    assert out.splitlines() == ["ok: sentiment (2 labels, single)", "ok: support_tags (5 labels, multi)"]
     assert main(["validate", str(bad), "spam", "nosuch"]) == 2
     out, err = capsys.readouterr()
     assert out.splitlines() == ["ok: spam (2 labels, single)"]
@@ -342,12 +342,20 @@ def test_explain_json(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.model
-def test_explain_text_multi_label(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explain", "-c", "support_tags", *SMOL, "I was charged twice for my order"]) == 0
+def test_explain_text_multi_label(smollm2: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    questions = tmp_path / "questions.yaml"  # a yes/no question per label
+    questions.write_text("prompt: 'Ticket: {text}\nIs it about {label}? Answer:'\nlabels: [billing, bug, account, "
+                         "shipping]\ndecision: {mode: multi}\n")
+    assert main(["explain", "-c", str(questions), *SMOL, "I was charged twice for my order"]) == 0
     out = capsys.readouterr().out
-    assert "prompt 1 of 4:" in out and "Support ticket: I was charged twice for my order" in out
+    assert "prompt 1 of 4:" in out and "Ticket: I was charged twice for my order" in out
     assert "billing/yes" in out and "p(yes)" in out and "threshold" in out
     assert "decision:" in out and "why:" in out
+    # the shipped support_tags asks one shared question: the labels compete, each has its threshold
+    assert main(["explain", "-c", "support_tags", *SMOL, "I was charged twice for my order"]) == 0
+    out = capsys.readouterr().out
+    assert "prompt:" in out and "p after calibration" in out and "threshold" in out and "never chosen" in out
+    assert "billing/yes" not in out and "decision:" in out and "why:" in out
 
 
 def test_explain_many_labels_shows_the_most_likely(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:

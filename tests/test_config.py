@@ -133,6 +133,32 @@ def test_multi_label_template_may_name_the_label_but_single_may_not() -> None:
     assert config.prompt == "Is {text} about {label}?"
 
 
+SHARED = {"mode": "multi", "multi": {"scoring": "shared", "none": "neutral"}}
+
+
+def test_multi_label_with_one_shared_question_is_scored_as_single_label() -> None:
+    config = parse_config(with_(labels={"positive": None, "negative": None, "neutral": None}, decision=SHARED))
+    assert (config.decision.mode, config.decision.score_mode) == ("multi", "single")
+    assert (config.decision.multi.scoring, config.decision.multi.none) == ("shared", "neutral")
+    assert config.decision.threshold == 0.5
+    # the shared question is asked once, so it cannot name one label; a prompt is needed (no per-label default)
+    assert "unknown placeholder {label}" in error_of(with_(prompt="Is {text} about {label}?", decision=SHARED))
+    assert "prompt: missing" in error_of(with_(prompt=..., decision=SHARED))
+
+
+@pytest.mark.parametrize(("multi", "message"), [
+    ({"scoring": "shared", "none": "neutrl"}, "decision.multi.none: 'neutrl' is not one of the labels; "
+                                              "did you mean 'neutral'?"),
+    ({"none": "neutral"}, "decision.multi.none: names the label that stands for 'none of these', which only "
+                          "scoring: shared has"),
+    ({"scoring": "shared", "yes": [" y"]}, "decision.multi.yes: yes/no answers belong to scoring: questions"),
+    ({"scoring": "both"}, "decision.multi.scoring: expected one of questions, shared"),
+])
+def test_shared_multi_label_mistakes_are_named(multi: dict, message: str) -> None:
+    labels = {"positive": None, "negative": None, "neutral": None}
+    assert message in error_of(with_(labels=labels, decision={"mode": "multi", "multi": multi}))
+
+
 def test_config_objects_are_immutable() -> None:
     config = parse_config(BASE)
     with pytest.raises(AttributeError):

@@ -35,6 +35,16 @@ def test_multi_label_decides_each_label_on_its_own() -> None:
     assert none.reason == "no label reached its threshold (best: sports 0.300 < 0.500)"
 
 
+def test_multi_label_never_chooses_the_none_label_and_says_when_it_wins() -> None:
+    names = ["billing", "bug", "other"]
+    p = decide_multi(names, [0.45, 0.4, 0.15], [0.3, 0.3, 0.3], none="other")
+    assert p.labels == ("billing", "bug") and not p.abstained
+    q = decide_multi(names, [0.1, 0.2, 0.7], [0.3, 0.3, 0.0], none="other")  # over its threshold, still not chosen
+    assert q.abstained and q.labels == () and q.label is None
+    assert q.reason == ("other (none of the labels) is the most likely answer, 0.700; "
+                        "no label reached its threshold (best: bug 0.200 < 0.300)")
+
+
 def test_normalizations() -> None:
     logprobs = np.array([-2.0, -6.0])
     assert normalize(logprobs, np.array([1, 3]), np.array([4, 12]), "sum").tolist() == [-2.0, -6.0]

@@ -229,7 +229,9 @@ def load_labelled(args: argparse.Namespace, ctx: Context, *, calibrating: bool =
         raise InputError("--limit must be at least 1")
     args.config = str(resolve_config(args.config))  # calibrate writes a path relative to the config's directory
     config = load_config(args.config)
-    if calibrating:  # the file about to be written may be the one the config points to
+    # Bias and temperature are fitted on uncalibrated scores (and the file about to be written may be the
+    # one the config points to); multi-label thresholds on the probabilities the config will give.
+    if calibrating and config.decision.mode != "multi":
         config = replace(config, scoring=replace(config.scoring, calibration="none", calibration_file=None))
     order = [name.strip() for name in args.label_order.split(",")] if args.label_order else None
     texts, labels = read_labeled(args.input, text_field=args.text_field, label_field=args.label_field,

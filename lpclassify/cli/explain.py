@@ -101,7 +101,7 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
     names = shown_labels(report, top)
     hidden = len(report["probabilities"]) - len(names)
     cfg = report["config"]
-    single = cfg["mode"] == "single"
+    single = cfg["mode"] == "single" or cfg.get("multi_scoring") == "shared"  # the labels compete
     model = report["model"]
     out.write(f"config:  {cfg['name']} ({cfg['source']}), {cfg['mode']}-label\n")
     if model:
@@ -145,10 +145,14 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
     if single:
         mixture = "log-mean-exp of its verbalizations" if cfg["aggregate"] == "logsumexp" else cfg["aggregate"]
         score = f"log P(input | label) ({mixture})" if channel else f"score ({cfg['aggregate']})"
-        header = ("label", score, "p before calibration", "p after calibration")
+        header: tuple[str, ...] = ("label", score, "p before calibration", "p after calibration")
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
                  f"{report['probabilities'][name]:.4f}") for name in names]
-        table(out, header, rows, right=(1, 2, 3))
+        if cfg["thresholds"]:  # multi-label from one shared question: each label is chosen at its threshold
+            header = (*header, "threshold")
+            rows = [(*row, "never chosen" if row[0] == cfg.get("none") else f"{cfg['thresholds'][row[0]]:.3f}")
+                    for row in rows]
+        table(out, header, rows, right=(1, 2, 3, 4))
         if report["prior"]:
             prior = ", ".join(f"{name} {p:.3f}" for name, p in report["prior"].items())
             out.write(f"  content-free prior (divided out by calibration): {prior}\n")

@@ -113,7 +113,7 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
         print(f"  fields: {', '.join('{' + f + '}' for f in fields)} (each set to the sample text below)")
     tail = " ".join(_token(backend, t) for t in encoded.prompt[-4:])
     print(f"  sample text: {json.dumps(args.text, ensure_ascii=False)}{' (truncated)' if truncated else ''}")
-    shared = "the prompt all labels share" if config.decision.mode == "multi" else "the prompt"
+    shared = "the prompt all labels share" if config.decision.score_mode == "multi" else "the prompt"
     print(f"  {shared} ends with the tokens: … {tail}")
     print("  each completion as scored tokens; [brackets]: tokens before it that are not scored, "
           "{braces}: a token that straddles the end of the prompt")
@@ -154,7 +154,7 @@ def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Cont
             first_tokens[own[0]].append(slot)
     for token, owners in first_tokens.items():
         # Different labels (single-label mode), or yes and no of the same label (multi-label mode).
-        if config.decision.mode == "multi":
+        if config.decision.score_mode == "multi":
             for label in dict.fromkeys(slot.name for slot in owners):
                 answers = {slot.answer for slot in owners if slot.name == label}
                 if len(answers) > 1:

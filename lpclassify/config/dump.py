@@ -64,7 +64,9 @@ def config_mapping(config: Config) -> dict[str, Any]:
     out["scoring"] = scoring
     d = config.decision
     decision: dict[str, Any] = {"mode": d.mode, "threshold": d.threshold, "top_k": d.top_k}
-    if d.multi != MultiLabel() or (d.mode == "multi" and d.multi != Decision().multi):
+    if d.multi.scoring == "shared":
+        decision["multi"] = {"scoring": "shared", **({"none": d.multi.none} if d.multi.none else {})}
+    elif d.multi != MultiLabel() or (d.mode == "multi" and d.multi != Decision().multi):
         decision["multi"] = {"yes": list(d.multi.yes), "no": list(d.multi.no)}
     out["decision"] = decision
     runtime = {f.name: getattr(config.runtime, f.name) for f in fields(Runtime)
@@ -72,7 +74,7 @@ def config_mapping(config: Config) -> dict[str, Any]:
     if runtime:
         out["runtime"] = runtime
     if config.examples:  # written inline, even where the config read them from a file
-        out["examples"] = [{**example.values, "label": list(example.labels) if config.decision.mode == "multi"
+        out["examples"] = [{**example.values, "label": list(example.labels) if config.decision.score_mode == "multi"
                             else example.labels[0]} for example in config.examples]
     if config.example_separator != DEFAULT_EXAMPLE_SEPARATOR:
         out["example_separator"] = config.example_separator

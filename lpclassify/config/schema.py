@@ -14,6 +14,10 @@ NORMALIZATIONS = ("sum", "mean", "chars")
 AGGREGATIONS = ("logsumexp", "max")
 SEARCHES = ("exhaustive", "top_k")
 MODES = ("single", "multi")
+# How multi-label mode scores: "questions" asks each label its own yes/no question; "shared" asks one
+# question whose answers are the labels (they compete, as in single-label mode) and chooses every
+# label whose probability reaches its threshold.
+MULTI_SCORINGS = ("questions", "shared")
 LONG_INPUT_POLICIES = ("truncate", "chunk")
 TRUNCATE_SIDES = ("head", "tail", "middle")
 EMPTY_TEXT_POLICIES = ("error", "abstain")
@@ -95,10 +99,14 @@ class Scoring:
 
 @dataclass(frozen=True)
 class MultiLabel:
-    """The answers multi-label mode compares for each label's yes/no question."""
+    """How multi-label mode scores: a yes/no question per label (the answers it compares), or one
+    shared question whose answers are the labels (``scoring: shared``; ``none`` names the label that
+    stands for "none of these": scored like the others, never chosen)."""
 
     yes: tuple[str, ...] = (" yes", " Yes")
     no: tuple[str, ...] = (" no", " No")
+    scoring: str = "questions"
+    none: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,12 @@ class Decision:
     threshold: float = 0.0
     top_k: int = 1
     multi: MultiLabel = field(default_factory=MultiLabel)
+
+    @property
+    def score_mode(self) -> str:
+        """How completions are scored: ``"single"`` when the labels compete in one distribution (single-label
+        mode, and multi-label with ``multi.scoring: shared``), ``"multi"`` for a yes/no question per label."""
+        return "multi" if self.mode == "multi" and self.multi.scoring == "questions" else "single"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from .schema import (
     EMPTY_TEXT_POLICIES,
     LONG_INPUT_POLICIES,
     MODES,
+    MULTI_SCORINGS,
     NORMALIZATIONS,
     SEARCHES,
     TRUNCATE_SIDES,
@@ -200,16 +201,17 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
     name = top.str("name", default_name) or default_name
     labels = attempt(lambda: _parse_labels(top, source), None)
     scoring = attempt(lambda: _parse_scoring(top, source), Scoring())
-    decision = attempt(lambda: _parse_decision(top, source, len(labels) if labels else None), Decision())
-    if labels is not None and decision.mode == "single" and len(labels) == 1:
+    decision = attempt(lambda: _parse_decision(top, source, labels), Decision())
+    score_mode = decision.score_mode  # multi-label with one shared question is scored as single-label
+    if labels is not None and score_mode == "single" and len(labels) == 1:
         problems.add(top.error(f"a single-label config with one label ({labels[0].name!r}) always answers it "
                                "with p = 1; add labels, or ask a yes/no question with decision.mode: multi", "labels"))
     # Multi-label mode asks one question per label, so its template may name the label.
     prompt = None
-    if not top.has("prompt") and decision.mode == "single":
+    if not top.has("prompt") and score_mode == "single":
         problems.add(top.error("missing; expected a template string (or chat messages)", "prompt"))
     else:
-        prompt = attempt(lambda: parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=decision.mode,
+        prompt = attempt(lambda: parse_prompt(top.data.get("prompt", DEFAULT_MULTI_PROMPT), mode=score_mode,
                                               source=source, channel=scoring.channel), None)
     runtime = attempt(lambda: _parse_runtime(top, source), Runtime())
     separator = top.str("example_separator", DEFAULT_EXAMPLE_SEPARATOR) or DEFAULT_EXAMPLE_SEPARATOR
@@ -224,10 +226,10 @@ def parse_config(data: Any, *, source: str = "<mapping>") -> Config:
         problems.add(top.error(f"{runtime.shorten_field!r} is not a field of the prompt (its fields: "
                                f"{', '.join(probe.fields)})", "runtime.shorten_field"))
     examples = attempt(lambda: parse_examples(top.data.get("examples"), fields=probe.fields,
-                                              labels=probe.label_names, mode=decision.mode, source=source), ())
+                                              labels=probe.label_names, mode=score_mode, source=source), ())
     search = attempt(lambda: parse_search(
         top.data.get("search"), source=source, label_names=[label.name for label in labels],
-        check_template=lambda template, key: search_template(template, decision.mode, source, key, scoring.channel)),
+        check_template=lambda template, key: search_template(template, score_mode, source, key, scoring.channel)),
         Search())
     problems.raise_any()
     config = Config(name=name, prompt=prompt, labels=labels, model=model, description=top.str("description"),
@@ -318,7 +320,8 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
     )
 
 
-def _parse_decision(top: _Reader, source: str, n_labels: int | None) -> Decision:
+def _parse_decision(top: _Reader, source: str, labels: tuple[Label, ...] | None) -> Decision:
+    n_labels = len(labels) if labels else None
     reader = _Reader(top.data.get("decision", {}) or {}, source, "decision",
                      ("mode", "threshold", "top_k", "multi"), top.problems)
     mode = reader.choice("mode", MODES, "single")
@@ -330,12 +333,26 @@ def _parse_decision(top: _Reader, source: str, n_labels: int | None) -> Decision
         raw = reader.data["multi"] or {}
         if isinstance(raw, Mapping):  # YAML reads unquoted yes/no keys as booleans: take them as meant
             raw = {{True: "yes", False: "no"}.get(k, k) if isinstance(k, bool) else k: v for k, v in raw.items()}
-        sub = _Reader(raw, source, "decision.multi", ("yes", "no"), top.problems)
+        sub = _Reader(raw, source, "decision.multi", ("yes", "no", "scoring", "none"), top.problems)
         yes = sub.strings("yes", multi.yes)
         no = sub.strings("no", multi.no)
         if set(yes) & set(no):
             raise sub.error(f"{sorted(set(yes) & set(no))[0]!r} is both a yes and a no completion", "no")
-        multi = MultiLabel(yes=yes, no=no)
+        scoring = sub.choice("scoring", MULTI_SCORINGS, multi.scoring)
+        none = sub.str("none")
+        if none is not None:
+            if scoring != "shared":
+                raise sub.error("names the label that stands for 'none of these', which only scoring: shared has "
+                                "(a yes/no question per label can answer no to all of them)", "none")
+            names = [label.name for label in labels or ()]
+            if labels is not None and none not in names:
+                hint = difflib.get_close_matches(none, names, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f" (labels: {', '.join(names)})"
+                raise sub.error(f"{none!r} is not one of the labels{extra}", "none")
+        if scoring == "shared" and (sub.has("yes") or sub.has("no")):
+            raise sub.error("yes/no answers belong to scoring: questions; with scoring: shared the labels' own "
+                            "completions are the answers", "yes" if sub.has("yes") else "no")
+        multi = MultiLabel(yes=yes, no=no, scoring=scoring, none=none)
     return Decision(mode=mode, threshold=threshold, top_k=top_k, multi=multi)
 
 
