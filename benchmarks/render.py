@@ -184,8 +184,8 @@ def serve(results: dict[str, Any]) -> str:
                  f"{base['model_ms_median']:.1f} ms.")
     if one is not None and overhead is not None:
         median = results.get("one_client_median_ms", one["p50_ms"])
-        lines.append(f"1 client: median latency {median:.1f} ms, {overhead:.1f} ms over the model time "
-                     f"(target: within 10 ms, {met(overhead <= 10)}).")
+        lines.append(f"1 client: median latency on those {alone} texts {median:.1f} ms, {overhead:.1f} ms over the "
+                     f"model time (target: within 10 ms, {met(overhead <= 10)}).")
     if top is not None:
         ratio = top["ratio_to_classify_many"]
         lines.append(f"32 clients: {ratio:.2f}× `classify_many`'s throughput (target: at least 0.85×, "
