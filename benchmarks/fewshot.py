@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"sst2": ("sst2.jsonl", "sentiment.yaml"), "agnews": ("agnews.jsonl", "topic.yaml")}
+RUNTIME: dict[str, Any] = {}  # every config's runtime settings from the command line (--threads)
 
 
 def rows(name: str) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def config_with(name: str, k: int, data: list[dict[str, Any]], **extra: Any) -> 
     if k:
         config["examples"] = examples(data, k)
     # 16 AG News examples alone take ~1,250 tokens: every setting gets room for them, so all share one model.
-    config["runtime"] = {**config.get("runtime", {}), "n_ctx": 2048}
+    config["runtime"] = {**config.get("runtime", {}), "n_ctx": 2048, **RUNTIME}
     return {**config, **extra}
 
 
@@ -169,8 +170,11 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["sst2", "agnews"], choices=sorted(SETS))
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: the configs' runtime, all cores)")
     parser.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
+    if args.threads:
+        RUNTIME["threads"] = args.threads
     args.shots = args.shots or ([0, 4, 16] if args.what == "cost" else [0, 4, 8])
     rows_out = {"cost": cost, "accuracy": accuracy, "chat": chat}[args.what](args)
     if args.json:

@@ -58,6 +58,10 @@ def source(path: str, report: dict[str, Any]) -> str:
     meta = report.get("provenance")
     name = Path(path).stem
     path = f"`{path}`"
+    if meta is None and "commit" in report:  # written by the script itself, before run.py wrapped it
+        return (f"\nNumbers from {path}: commit `{report['commit']}`, {report.get('machine', 'machine not recorded')}; "
+                f"`{report.get('command', '?')}`. A report written before `run.py` recorded the CPU model and the "
+                f"load average: `python benchmarks/run.py --only {name}` measures it again.\n")
     if meta is None:
         return (f"\nNumbers from {path}, a report written before reports recorded their commit and machine; "
                 f"`python benchmarks/run.py --only {name}` measures it again.\n")
@@ -84,7 +88,9 @@ def throughput(results: list[Row]) -> str:
     return table(header, rows, "llrrrrrrrrrrr")
 
 
-def labels(results: list[Row]) -> str:
+def labels(results: list[Row] | dict[str, Any]) -> str:
+    if isinstance(results, dict):  # labels.py's report: its own commit and machine, then the rows
+        results = results["rows"]
     once = all("prompt_once_texts_per_s" in r for r in results)
     header = ["labels", "branches per text", "engine texts/s", "end-to-end texts/s",
               "oracle loop texts/s (timed on k labels, scaled per label)", "k"]
@@ -97,7 +103,9 @@ def labels(results: list[Row]) -> str:
         k = r.get("reference_labels", min(REFERENCE_LABELS, r["labels"]))
         row = [r["labels"], f"{r['branches_per_text']:.0f}", rate(r["engine_texts_per_s"]),
                rate(r["end_to_end_texts_per_s"]), rate(r["reference_texts_per_s"]), k]
-        row += [rate(r["prompt_once_texts_per_s"]), times(r["speedup_vs_prompt_once"])] if once else []
+        if once:  # engine texts/s over the prompt-once loop's (labels.py calls it engine_vs_prompt_once)
+            ratio = r.get("speedup_vs_prompt_once", r.get("engine_vs_prompt_once"))
+            row += [rate(r["prompt_once_texts_per_s"]), times(ratio)]
         row += [times(r["speedup"]), f"{r['tokens_per_text']:.1f} ({r['minimal_tokens_per_text']:.1f})",
                 f"{r['padding_per_text']:.1f}", f"{r['logit_rows_per_text']:.0f} ({r['read_prefixes_per_text']:.0f})",
                 f"{r['decodes_per_text']:.1f}", f"{r['efficiency']:.2f}", nats(r["max_abs_diff_nats"]),
@@ -149,10 +157,50 @@ def tune(results: dict[str, Any]) -> str:
     return table(header, rows, "lrrrrrrr") + f"\nModel `{results['model']}`; accuracy on the evaluated rows.\n"
 
 
+def serve(results: dict[str, Any]) -> str:
+    """benchmarks/serve.py: the in-process baseline, then each client count, and the two targets."""
+    base = results["classify_many"]
+    header = ["set-up", "texts/s", "vs classify_many", "p50 latency ms", "p95 ms", "p99 ms", "mean engine batch",
+              "answers equal to classify_many"]
+    rows: list[list[Any]] = [["`classify_many`, in process", f"{base['texts_per_s']:.2f}", "1.00×", "", "", "", "",
+                              ""]]
+    for r in results["runs"]:
+        rows.append([f"{r['clients']} HTTP client{'s' if r['clients'] != 1 else ''}", f"{r['texts_per_s']:.2f}",
+                     f"{r['ratio_to_classify_many']:.2f}×", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                     f"{r['p99_ms']:.1f}", f"{r['mean_batch_texts']:.1f}",
+                     "yes" if r["equal_to_classify_many"] else "NO"])
+    targets = results.get("targets", {})
+    overhead = results.get("one_client_overhead_ms", targets.get("one_client_overhead_ms"))
+    one = next((r for r in results["runs"] if r["clients"] == 1), None)
+    top = next((r for r in results["runs"] if r["clients"] == 32), None)
+
+    def met(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "**missed**")
+
+    alone = base.get("alone_texts", min(100, results["texts"]))
+    lines = [f"{results['texts']} SST-2 texts, `{results['model']}`, config `{results['config']}`, "
+             f"{results['threads']} thread{'s' if results['threads'] != 1 else ''}, the same texts for every row."]
+    lines.append(f"Model time (one text alone, in process, median of the first {alone}): "
+                 f"{base['model_ms_median']:.1f} ms.")
+    if one is not None and overhead is not None:
+        median = results.get("one_client_median_ms", one["p50_ms"])
+        lines.append(f"1 client: median latency on those {alone} texts {median:.1f} ms, {overhead:.1f} ms over the "
+                     f"model time (target: within 10 ms, {met(overhead <= 10)}).")
+    if top is not None:
+        ratio = top["ratio_to_classify_many"]
+        lines.append(f"32 clients: {ratio:.2f}× `classify_many`'s throughput (target: at least 0.85×, "
+                     f"{met(ratio >= 0.85)}).")
+    lines.append(f"Peak RSS: the server {results['server_peak_rss_mb']:.0f} MB, the in-process run "
+                 f"{base['peak_rss_mb']:.0f} MB.")
+    return table(header, rows, "lrrrrrrl") + "\n" + " ".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Any], str]] = {
     "throughput": throughput, "labels": labels, "scale": scale, "fewshot-cost": fewshot_cost,
-    "fewshot-chat": fewshot_chat, "tune": tune,
+    "fewshot-chat": fewshot_chat, "tune": tune, "serve": serve,
 }
+# Reports written before run.py wrapped them, rendered with the provenance they recorded themselves.
+LEGACY = ("tune", "serve")
 
 
 def percent(x: float | None) -> str:
@@ -211,7 +259,7 @@ def readme_block(readme: str, block: str) -> str:
 def render(name: str, report: dict[str, Any] | None, path: str = "") -> str:
     """One docs fragment: the table and its source (``path``: the report's, as the page names it), or how to
     make the report."""
-    if report is None or ("provenance" not in report and name != "tune"):  # tune.json predates provenance
+    if report is None or ("provenance" not in report and name not in LEGACY):  # these predate provenance
         command = "python benchmarks/run.py" + ("" if name != "tune" else " --only tune")
         return f"No report has been committed for this table yet: `{command}` measures it.\n"
     results = report["results"] if "provenance" in report else report
@@ -233,15 +281,16 @@ def fragments(reports: Path = REPORTS) -> dict[str, str]:
     return {f"{name}.inc.md": render(name, read(reports, name), shown(reports / f"{name}.json")) for name in RENDERERS}
 
 
-def rendered(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> dict[Path, str]:
-    """Every file this script writes, with the text it should hold."""
+def rendered(reports: Path = REPORTS, out: Path = DOCS, readme: Path | None = README) -> dict[Path, str]:
+    """Every file this script writes, with the text it should hold (``readme`` None: no headline)."""
     files = {out / file_name: text for file_name, text in fragments(reports).items()}
-    report, path = headline_source(reports)
-    files[readme] = readme_block(readme.read_text(encoding="utf-8"), headline(report, path))
+    if readme is not None:
+        report, path = headline_source(reports)
+        files[readme] = readme_block(readme.read_text(encoding="utf-8"), headline(report, path))
     return files
 
 
-def write(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> list[Path]:
+def write(reports: Path = REPORTS, out: Path = DOCS, readme: Path | None = README) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path, text in rendered(reports, out, readme).items():
@@ -250,7 +299,7 @@ def write(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> l
     return written
 
 
-def check(reports: Path = REPORTS, out: Path = DOCS, readme: Path = README) -> list[str]:
+def check(reports: Path = REPORTS, out: Path = DOCS, readme: Path | None = README) -> list[str]:
     """A unified diff per file that differs from what its report renders (empty: all current)."""
     try:
         files = rendered(reports, out, readme)

@@ -1,8 +1,9 @@
 """Run the benchmarks, write their reports and render the tables the docs include.
 
-    python benchmarks/run.py                  # the full run (about 15 minutes on a quiet 2-core machine)
-    python benchmarks/run.py --quick          # a smoke run on 2 texts, SmolLM2 only (CI): nothing committed is touched
+    python benchmarks/run.py                  # the full run (it prints how long it expects)
+    python benchmarks/run.py --quick          # a smoke run, SmolLM2, a few texts (CI): nothing committed is touched
     python benchmarks/run.py --only scale     # one benchmark (its report and the docs' tables)
+    python benchmarks/run.py --quick --out-dir /tmp/q   # reports and tables under /tmp/q instead
 
 Each benchmark script runs in its own process and writes its JSON; this wraps it as
 ``benchmarks/reports/<name>.json`` with what is needed to trust it: the commit (and whether
@@ -11,9 +12,12 @@ command, the date and how long it took. Then ``render.py`` turns every report in
 tables under ``docs/benchmarks/`` (``render.py --check`` is a test: the docs' tables are
 exactly what the reports say).
 
-A quick run writes to ``benchmarks/results/quick/`` (git ignores it), reports marked
-``"quick": true``, and renders its tables there too. Benchmark data come from
-``../shared/data`` (beside the checkout); the run stops with a message if it is missing.
+A quick run runs every script end to end on a few texts (the fewest settings that still go
+through each code path) and writes to ``benchmarks/results/quick/`` (git ignores it), or to
+``--out-dir``, reports marked ``"quick": true``, with its tables under ``tables/`` there; it
+never writes ``benchmarks/reports``, ``docs/`` or the README. ``tests/test_benchmarks.py`` runs
+it. Benchmark data come from ``../shared/data`` (beside the checkout); the run stops with a
+message if it is missing.
 """
 
 from __future__ import annotations
@@ -53,25 +57,34 @@ class Benchmark:
     minutes: float
 
 
-def benchmarks(args: argparse.Namespace) -> list[Benchmark]:
+def benchmarks(args: argparse.Namespace, out_dir: Path) -> list[Benchmark]:
+    """Every benchmark, full and quick. A quick variant runs its whole script (every set-up, the
+    report it writes) on SmolLM2, one data set where a script takes several, a few texts and one
+    llama.cpp thread where the script has the option (spinning threads on a loaded machine are what
+    made quick runs slow): what CI can afford on 2 cores."""
     small = "smollm2-135m"
+    one = ("--threads", "1")
     return [
         Benchmark("throughput", "throughput.py", ("--n", str(args.throughput_n)),
-                  ("--n", "2", "--models", small), 3.5),
+                  ("--n", "2", "--models", small, "--data", "sst2", "--rate-tokens", "64", "--rate-repeats", "1",
+                   *one), 3.5),
         Benchmark("labels", "labels.py", ("--texts", str(args.labels_texts)),
-                  ("--texts", "2", "--counts", "4", "20", "--model", small), 5.0),
+                  ("--texts", "1", "--counts", "4", "--model", small), 5.0),
         Benchmark("scale", "scale.py", ("--n", str(args.scale_n)), ("--n", "8", "--model", small), 3.5),
         Benchmark("fewshot-cost", "fewshot.py", ("cost", "--n", str(args.fewshot_n), "--repeats", "2"),
-                  ("cost", "--n", "2", "--repeats", "1", "--shots", "0", "4", "--model", small), 1.0),
+                  ("cost", "--n", "2", "--repeats", "1", "--shots", "0", "4", "--sets", "sst2", "--model", small,
+                   *one), 1.0),
         Benchmark("fewshot-chat", "fewshot.py", ("chat", "--n", str(args.chat_n), "--sets", "sst2"),
-                  ("chat", "--n", "2", "--sets", "sst2"), 1.0),
+                  ("chat", "--n", "2", "--sets", "sst2", *one), 1.0),
+        Benchmark("serve", "serve.py", ("--n", str(args.serve_n)),
+                  ("--n", "8", "--model", small, "--alone", "2", *one), 8.0),
         # Not in the default set (its last report took about an hour: 1,000 rows per data set): --only tune.
         Benchmark("tune", "tune.py", ("--n", str(args.tune_n), "--out-dir", str(REPORTS / "tuned")),
-                  ("--n", "2", "--tasks", "sst2", "--model", small, "--out-dir", str(QUICK / "tuned")), 60.0),
+                  ("--n", "2", "--tasks", "sst2", "--model", small, "--out-dir", str(out_dir / "tuned")), 60.0),
     ]
 
 
-DEFAULT = ("throughput", "labels", "scale", "fewshot-cost", "fewshot-chat")
+DEFAULT = ("throughput", "labels", "scale", "fewshot-cost", "fewshot-chat", "serve")
 
 
 def git(*argv: str) -> str:
@@ -140,32 +153,38 @@ def run_one(bench: Benchmark, quick: bool, out_dir: Path) -> Path:
     report = {"benchmark": bench.name, "provenance": meta, "results": results}
     path = out_dir / f"{bench.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(f"== {bench.name}: {seconds:.0f} s, wrote {path.relative_to(ROOT)}", flush=True)
+    print(f"== {bench.name}: {seconds:.0f} s, wrote {shown(path)}", flush=True)
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="2 texts, SmolLM2 only; writes under benchmarks/results/quick")
+                        help="a few texts, SmolLM2 only; writes under benchmarks/results/quick (or --out-dir)")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help=f"run these (default: {' '.join(DEFAULT)}; also: tune)")
+    parser.add_argument("--out-dir", type=Path, metavar="DIR",
+                        help="write the reports here and their tables under DIR/tables, touching nothing "
+                             "committed (default: benchmarks/reports and docs/benchmarks; with --quick, "
+                             "benchmarks/results/quick)")
     parser.add_argument("--throughput-n", type=int, default=30, help="texts per data set and model (default 30)")
     parser.add_argument("--labels-texts", type=int, default=4, help="texts per label count (default 4)")
     parser.add_argument("--scale-n", type=int, default=300, help="AG News texts per set-up (default 300)")
     parser.add_argument("--fewshot-n", type=int, default=30, help="texts per few-shot setting (default 30)")
     parser.add_argument("--chat-n", type=int, default=100, help="SST-2 texts per chat prompt (default 100)")
+    parser.add_argument("--serve-n", type=int, default=600,
+                        help="SST-2 texts per client count and for classify_many (default 600)")
     parser.add_argument("--tune-n", type=int, default=1000, help="evaluated rows per data set for tune (default 1000)")
     args = parser.parse_args(argv)
 
-    known = {b.name: b for b in benchmarks(args)}
+    out_dir = (args.out_dir or (QUICK if args.quick else REPORTS)).resolve()
+    known = {b.name: b for b in benchmarks(args, out_dir)}
     wanted = args.only or list(DEFAULT)
     unknown = [name for name in wanted if name not in known]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(known)}")
     if not DATA.is_dir():
         sys.exit(f"benchmarks/run.py: the benchmark data are not there: {DATA} (sst2.jsonl, agnews.jsonl)")
-    out_dir = QUICK if args.quick else REPORTS
     out_dir.mkdir(parents=True, exist_ok=True)
     if not args.quick:
         expected = sum(known[name].minutes for name in wanted)
@@ -177,11 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(BENCH))
     import render
 
-    tables = out_dir / "tables" if args.quick else render.DOCS
-    for path in render.write(out_dir, tables):
-        print(f"rendered {path.relative_to(ROOT)}")
+    # The docs' tables and the README's headline only from the committed reports' place; anywhere else
+    # the tables go beside the reports and the README is left alone.
+    committed = out_dir == REPORTS.resolve()
+    tables = render.DOCS if committed else out_dir / "tables"
+    for path in render.write(out_dir, tables, render.README if committed else None):
+        print(f"rendered {shown(path)}")
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def shown(path: Path) -> str:
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def prompt_rate(backend, n_tokens: int = 512, repeats: int = 3) -> float:  # typ
     return (n_tokens - 1) / best
 
 
-def run_model(model: str, n: int, threads: int | None, batch_size: int | None, sets: list[str]) -> list[dict]:
+def run_model(model: str, n: int, threads: int | None, batch_size: int | None, sets: list[str],
+              rate_tokens: int = 512, rate_repeats: int = 3) -> list[dict]:
     sys.path.insert(0, str(ROOT))
     from prompt_once import PromptOnce
 
@@ -82,14 +83,14 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
         backend = clf.backend
         texts = read_texts(name, n)
         encoded = [clf.encode(t)[0] for t in texts]
-        rates = [prompt_rate(backend)]
+        rates = [prompt_rate(backend, rate_tokens, rate_repeats)]
 
         before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
         start = time.perf_counter()
         reference = backend.score_reference(encoded)
         reference_s = time.perf_counter() - start
         reference_tokens = backend.stats.tokens_decoded - before  # type: ignore[attr-defined]
-        rates.append(prompt_rate(backend))
+        rates.append(prompt_rate(backend, rate_tokens, rate_repeats))
 
         before = backend.stats.tokens_decoded  # type: ignore[attr-defined]
         padding_before = backend.stats.padding_tokens  # type: ignore[attr-defined]
@@ -100,7 +101,7 @@ def run_model(model: str, n: int, threads: int | None, batch_size: int | None, s
         padding = backend.stats.padding_tokens - padding_before  # type: ignore[attr-defined]
         # The machine is shared and noisy: the raw rate is the best of measurements taken before,
         # between and after the two runs, which makes the efficiency a conservative figure.
-        rates.append(prompt_rate(backend))
+        rates.append(prompt_rate(backend, rate_tokens, rate_repeats))
         raw_rate = max(rates)
         minimal = minimal_tokens(encoded, backend.n_pinned)  # type: ignore[attr-defined]
 
@@ -192,15 +193,21 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--threads", type=int)
     parser.add_argument("--batch-size", type=int, help="texts per decode (default: the configs' runtime.batch_size)")
+    parser.add_argument("--rate-tokens", type=int, default=512,
+                        help="length of the sequence the raw prompt rate is timed on (default 512)")
+    parser.add_argument("--rate-repeats", type=int, default=3,
+                        help="timings of the raw rate, each time it is measured; the best is kept (default 3)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_model(args.worker, args.n, args.threads, args.batch_size, args.data)))
+        print(json.dumps(run_model(args.worker, args.n, args.threads, args.batch_size, args.data, args.rate_tokens,
+                                   args.rate_repeats)))
         return
     rows: list[dict] = []
     for model in args.models:
-        command = [sys.executable, __file__, "--worker", model, "--n", str(args.n), "--data", *args.data]
+        command = [sys.executable, __file__, "--worker", model, "--n", str(args.n), "--data", *args.data,
+                   "--rate-tokens", str(args.rate_tokens), "--rate-repeats", str(args.rate_repeats)]
         command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
         command += ["--threads", str(args.threads)] if args.threads else []
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

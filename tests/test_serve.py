@@ -192,6 +192,40 @@ def test_zero_shot_shape_parity_and_label_set_cache(client: httpx.Client) -> Non
     assert 'lpclassify_label_sets_total{result="hit"} 2.0' in client.get("/metrics").text
 
 
+def test_zero_shot_multi_label_equals_the_in_process_classifier(client: httpx.Client) -> None:
+    """``multi_label: true``: every label its own yes/no question (Classifier.from_labels(multi_label=True)),
+    scores independent (they need not sum to 1), sorted; one label is enough; cached apart from the
+    single-label set of the same names."""
+    labels = ["billing", "outage", "thanks"]
+    texts = ["I was charged twice this month and the website is down.", "Thank you, the new plan works great!"]
+    backend = cached_backend(model_path("smollm2"), 1024, threads=1)
+    request = {"inputs": texts, "parameters": {"candidate_labels": labels, "multi_label": True}}
+    response = client.post("/v1/zero-shot", json=request)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-label-set-cache"] == "miss"
+    outputs = [ZeroShotOutput.model_validate(item) for item in response.json()]
+    clf = Classifier.from_labels(labels, multi_label=True, backend=backend)
+    assert clf.config.decision.mode == "multi"
+    for text, output, prediction in zip(texts, outputs, clf.classify_many(texts), strict=True):
+        assert output.sequence == text and sorted(output.labels) == sorted(labels)
+        assert output.scores == sorted(output.scores, reverse=True)
+        assert dict(zip(output.labels, output.scores, strict=True)) == prediction.probabilities  # bit for bit
+    assert any(abs(sum(output.scores) - 1) > 1e-6 for output in outputs)  # independent, not a distribution
+    assert client.post("/v1/zero-shot", json=request).headers["x-label-set-cache"] == "hit"
+
+    single = client.post("/v1/zero-shot", json={"inputs": texts, "parameters": {"candidate_labels": labels}})
+    assert single.status_code == 200 and single.headers["x-label-set-cache"] == "miss"  # another label set
+    alone = Classifier.from_labels(labels, backend=backend).classify_many(texts)
+    assert [dict(zip(o["labels"], o["scores"], strict=True)) for o in single.json()] == [
+        p.probabilities for p in alone]
+
+    one = client.post("/v1/zero-shot", json={"inputs": texts[0], "parameters": {"candidate_labels": ["outage"],
+                                                                               "multi_label": True}})
+    assert one.status_code == 200, one.text
+    [expected] = Classifier.from_labels(["outage"], multi_label=True, backend=backend).classify_many(texts[:1])
+    assert one.json() == {"sequence": texts[0], "labels": ["outage"], "scores": [expected.probabilities["outage"]]}
+
+
 def test_health_models_metrics_docs(client: httpx.Client) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     models = client.get("/v1/models").json()["data"]
