@@ -220,7 +220,9 @@ def headline(report: dict[str, Any] | None, path: str) -> str:
         right = percent(r.get("exact_set_accuracy", r.get("accuracy")))
         if multi and r.get("micro_f1") is not None:
             right += f" (exact set; micro-F1 {r['micro_f1']:.2f})"
-        rows.append([f"`{name}`", r.get("model", "?"), f"{r.get('calibration', '?')}, {r.get('n_examples', 0)}",
+        channel = " (channel)" if r.get("direction") == "channel" else ""
+        setting = f"{r.get('calibration', '?')}{channel}, {r.get('n_examples', 0)}"
+        rows.append([f"`{name}`", r.get("model", "?"), setting,
                      f"{r.get('n', '?')} ({r.get('n_obvious', '?')})", percent(r.get("obvious_accuracy")), right,
                      "-" if multi else r.get("abstained", "-")])
     machine = report.get("machine", {})

@@ -130,9 +130,11 @@ def evaluate_config(name: str, config_dir: Path, split: str, model: str | None,
         predictions = clf.decide(raw)
     seconds = time.perf_counter() - started
     multi = config.decision.mode == "multi"
-    result = multi_metrics(rows, predictions, config.label_names) if multi else single_metrics(rows, predictions)
+    # multi-label: the tags a text can be given (not the label that stands for "none of them")
+    tags = tuple(name for name in config.label_names if name != config.decision.multi.none)
+    result = multi_metrics(rows, predictions, tags) if multi else single_metrics(rows, predictions)
     result.update(mode=config.decision.mode, model=Path(path).name, calibration=config.scoring.calibration,
-                  n_examples=len(config.examples), seconds=round(seconds, 1))
+                  direction=config.scoring.direction, n_examples=len(config.examples), seconds=round(seconds, 1))
     result["predictions"] = [
         {"input": model_input(r, config.fields), "label": r["label"], "obvious": bool(r.get("obvious")),
          "predicted": sorted(p.labels) if multi else p.label,
@@ -159,7 +161,8 @@ def markdown(document: dict[str, Any]) -> str:
             fpr = ", ".join(f"{k} {pct(v)}" for k, v in r["false_positive_rate"].items())
             notes.append(f"exact-set {pct(r['exact_set_accuracy'])}, micro-F1 {r['micro_f1']:.3f}; "
                          f"false-positive rate per label: {fpr}")
-        notes.append(f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
+        notes.append(f"{'channel scoring, ' if r.get('direction') == 'channel' else ''}"
+                     f"calibration {r['calibration']}, {r['n_examples']} demonstrations")
         if r.get("reused"):
             notes.append(r["reused"])
         commit = r.get("commit", document["commit"])
