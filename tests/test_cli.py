@@ -369,11 +369,17 @@ def test_explain_many_labels_shows_the_most_likely(smollm2: str, capsys: pytest.
     out = capsys.readouterr().out
     labels_table = out.split("\nlabels: ", 1)[1].split("\ndecision:", 1)[0]
     assert labels_table.startswith("the 5 most likely of 57 (--all shows every one)")
-    rows = [line.strip() for line in labels_table.splitlines()[2:] if line.strip() and "calibration:" not in line]
+    notes = ("prior:", "(calibration:")  # lines under the table
+
+    def table_rows(block: str) -> list[str]:
+        return [line.strip() for line in block.splitlines()[2:] if line.strip() and not line.strip().startswith(notes)]
+
+    rows = table_rows(labels_table)
     assert len(rows) == 5 and all(row.startswith(name + " ") for row, name in zip(rows, best, strict=False))
     assert main(["explain", "-c", "support_intents", *SMOL, "--all", text]) == 0
     everything = capsys.readouterr().out.split("\nlabels:", 1)[1].split("\ndecision:", 1)[0]
-    assert len([line for line in everything.splitlines()[2:] if line.strip() and "calibration:" not in line]) == 57
+    assert len(table_rows(everything)) == 57
+    assert "prior" in labels_table.splitlines()[1]  # contextual calibration: its prior is a column
 
 
 def test_classify_top_k_writes_the_k_best(smollm2: str, capsys: pytest.CaptureFixture[str]) -> None:

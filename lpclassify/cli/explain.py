@@ -148,14 +148,17 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
         header: tuple[str, ...] = ("label", score, "p before calibration", "p after calibration")
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
                  f"{report['probabilities'][name]:.4f}") for name in names]
+        if report["prior"]:  # what the calibration divided out, beside each label (shown labels only)
+            header = (*header, "prior")
+            rows = [(*row, f"{report['prior'][row[0]]:.4f}") for row in rows]
         if cfg["thresholds"]:  # multi-label from one shared question: each label is chosen at its threshold
             header = (*header, "threshold")
             rows = [(*row, "never chosen" if row[0] == cfg.get("none") else f"{cfg['thresholds'][row[0]]:.3f}")
                     for row in rows]
-        table(out, header, rows, right=(1, 2, 3, 4))
+        table(out, header, rows, right=tuple(range(1, len(header))))
         if report["prior"]:
-            prior = ", ".join(f"{name} {p:.3f}" for name, p in report["prior"].items())
-            out.write(f"  content-free prior (divided out by calibration): {prior}\n")
+            out.write("  prior: the label probabilities the calibration divided out (given content-free inputs, "
+                      "in-domain random words, or the batch)\n")
         elif cfg["calibration"] == "none":
             out.write("  (calibration: none, so both columns agree)\n")
     else:
