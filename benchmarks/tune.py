@@ -87,6 +87,7 @@ def main() -> None:
                              "come from DIR/<task>.tune.json when there is one)")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    measured_at = provenance()  # before this run writes any file (its reports and tuned configs are tracked)
     results = {}
     for task in args.tasks:
         path, config_path, field, tune_rows, eval_rows = TASKS[task]
@@ -154,7 +155,7 @@ def main() -> None:
         if args.json:  # after every task: a run cut short keeps what it measured
             args.json.write_text(json.dumps({"model": args.model, "n": args.n, "threads": args.threads,
                                              "budget_s": args.budget or None, "command": " ".join(sys.argv),
-                                             **provenance(), "tasks": results},
+                                             **measured_at, "tasks": results},
                                             indent=1) + "\n")
     print("\n| task | evaluated | shipped/base | best label-free (which) | fitted@64 | tune estimate (nested CV) "
           "| tuned | tuned - best label-free | tuned at issue 24 | tune time |\n"
