@@ -18,14 +18,19 @@ correctness, ``mean(d) > SE(d) = sd(d) / sqrt(n)`` with ``d_i = correct_new(i) -
 among the settings that clear that bar the best wins (ties as above). The per-label verbalizer
 refinement that follows makes each change only under the same rule, against the setting it would
 replace. Why: with 64 examples a maximum over hundreds of cross-validated accuracies is mostly the
-luckiest estimate (one row is 1.6 points; AG News, 40 rows: tune's maximum 85 % against the
-config's own 92.5 %), and the winner's advantage is then noise. This is Breiman et al.'s (1984)
+luckiest estimate (one row is 1.6 points; benchmarks/reports/tune-agnews-n40.json: the maximum's
+choice lost to the config's own setting on the evaluated rows), and the winner's advantage is then
+noise. This is Breiman et al.'s (1984)
 one-standard-error rule with the config as the "simplest" model: when the evidence cannot tell
 a candidate from what the user wrote, keep what the user wrote. The difference is paired (the
 same rows, the same folds), so the many rows on which two settings agree cost nothing and the
 standard error measures only their disagreement; a candidate that wins on one row and loses on
 none has ``mean(d) == SE(d)`` exactly and does not pass, one that wins on 2 and loses on none
-does. The bar is a constant (:data:`SE_MARGIN`), not tuned on any evaluated rows.
+does. The bar is a constant (:data:`SE_MARGIN`), not tuned on any evaluated rows. What it is not:
+a test corrected for the number of candidates (with hundreds, a lucky one can still clear one
+standard error), nor exact (cross-validated rows share their folds' fits, so they are not quite
+independent); it is a margin that grows with how much two settings disagree: a one-row win never
+clears it, a win of a few rows with few losses does.
 
 Honesty: the chosen setting's cross-validated score is optimistic (it is the best of many), so
 :func:`nested_estimate` repeats the whole selection, rule included, inside each outer training
