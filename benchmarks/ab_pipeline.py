@@ -351,7 +351,7 @@ def main() -> None:
     before, after = (statistics.median(rates["before"]), statistics.median(rates["after"])) if args.rounds else (1, 1)
     report = {"n_texts": args.n, "threads": args.threads, "command": " ".join(sys.argv),
               "before_commit": commit_of(trees["before"]), "after_commit": commit_of(trees["after"]),
-              "before": str(args.before), "after": str(trees["after"]),
+              "before": str(args.before), "after": str(args.after or "."),
               "identical": all(items.values()),
               "items": items, "skipped": skipped, "different": [k for k, same in items.items() if not same],
               "throughput": {"texts": args.speed_n, "rounds": args.rounds, "before_texts_per_s": rates["before"],
