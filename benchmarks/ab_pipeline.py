@@ -58,6 +58,9 @@ def hexes(values) -> list[str]:  # type: ignore[no-untyped-def]
     return [float(v).hex() for v in values]
 
 
+THREADS: int | None = None  # --threads: every model (and Ray's actors) on this many threads; None: the configs'
+
+
 def worker(tree: Path, n: int) -> dict:
     """Inside the subprocess: every output, from the tree's own code and configs."""
     from lpclassify import Classifier, cli
@@ -72,7 +75,7 @@ def worker(tree: Path, n: int) -> dict:
     def backend_for(config):  # type: ignore[no-untyped-def]
         rt = config.runtime
         return shared_backend(resolve_model(config.model), n_ctx=rt.n_ctx, batch_size=rt.batch_size,
-                              threads=rt.threads)
+                              threads=THREADS or rt.threads)
 
     def loader(config, request):  # type: ignore[no-untyped-def]
         config = request.configured(config)
@@ -124,7 +127,7 @@ def worker(tree: Path, n: int) -> dict:
                 outputs[f"estimator {name}"] = f"skipped: {exc}"
             else:
                 for method in (None, "fitted", "domain", "batch", "pmi"):
-                    est = ZeroShotClassifier(str(path), calibration=method).fit(data, gold)
+                    est = ZeroShotClassifier(str(path), calibration=method, threads=THREADS).fit(data, gold)
                     outputs[f"estimator {name} calibration={method}"] = [hexes(row) for row in est.predict_proba(data)]
         outputs["ray sentiment"] = ray_rows(tree, sst2)
         # the trees' and the temporary directory's paths differ between the sides, nothing else may
@@ -299,9 +302,10 @@ def speed(tree: Path, n: int) -> dict:
 
 def run_side(tree: Path, mode: str, n: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    threads = ["--threads", str(THREADS)] if THREADS else []
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([sys.executable, __file__, "--worker", mode, "--tree", str(tree), "--n", str(n),
-                        "--out", out.name], env=env, check=True, cwd=tree)
+                        "--out", out.name, *threads], env=env, check=True, cwd=tree)
         return json.loads(Path(out.name).read_text())
 
 
@@ -316,11 +320,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--speed-n", type=int, default=64, help="texts per throughput round")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per side (alternating)")
+    parser.add_argument("--threads", type=int, help="model threads on both sides (default: each config's)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", choices=["outputs", "speed", "fake"])
     parser.add_argument("--tree", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.worker:
         work = {"outputs": worker, "speed": speed, "fake": fake_worker}[args.worker]
         result = work(args.tree, args.n)
@@ -342,7 +349,9 @@ def main() -> None:
         for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
             rates[side].append(run_side(trees[side], "speed", args.speed_n)["texts_per_s"])
     before, after = (statistics.median(rates["before"]), statistics.median(rates["after"])) if args.rounds else (1, 1)
-    report = {"n_texts": args.n, "before": str(args.before), "after": str(trees["after"]),
+    report = {"n_texts": args.n, "threads": args.threads, "command": " ".join(sys.argv),
+              "before_commit": commit_of(trees["before"]), "after_commit": commit_of(trees["after"]),
+              "before": str(args.before), "after": str(args.after or "."),
               "identical": all(items.values()),
               "items": items, "skipped": skipped, "different": [k for k, same in items.items() if not same],
               "throughput": {"texts": args.speed_n, "rounds": args.rounds, "before_texts_per_s": rates["before"],
@@ -358,6 +367,10 @@ def main() -> None:
               f"{args.rounds} rounds of {args.speed_n} texts each, sides alternating)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def commit_of(tree: Path) -> str:
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 def provenance() -> dict[str, object]:

@@ -67,26 +67,21 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
         report.longrepr = NO_SKIPS_HINT + str(report.longrepr)
 
 
-_backends: dict[tuple[Path, int], LlamaCppBackend] = {}
-
-
 def cached_backend(path: str | Path, n_ctx: int, *, threads: int | None = None) -> LlamaCppBackend:
-    """One LlamaCppBackend per (model file, n_ctx) for the whole session (loading costs ~0.5 s); the first
-    caller's ``threads`` stays. Closed when the session ends (``_close_backends``)."""
-    from lpclassify.backends.llama_cpp import LlamaCppBackend
+    """The session's backend for (model file, n_ctx, threads), batch size 8: from the process's one cache of
+    loaded models (:func:`lpclassify.backends.shared.shared_backend`, loading costs ~0.5 s), pinned so that a
+    test's ``release_shared()`` leaves it loaded. Closed when the session ends (``_close_backends``)."""
+    from lpclassify.backends.shared import shared_backend as process_backend
 
-    key = (Path(path).resolve(), n_ctx)
-    if key not in _backends:
-        _backends[key] = LlamaCppBackend(path, n_ctx=n_ctx, batch_size=8, threads=threads)
-    return _backends[key]
+    return process_backend(path, n_ctx=n_ctx, batch_size=8, threads=threads, pin=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_backends() -> Iterator[None]:
     yield
-    for backend in _backends.values():
-        backend.close()
-    _backends.clear()
+    from lpclassify.backends.shared import release_shared
+
+    release_shared(pinned=True)
 
 
 def shared_backend(short: str) -> LlamaCppBackend:

@@ -465,3 +465,80 @@ def test_tune_keeps_the_base_configs_comments_and_names_the_prompt_as_the_file_d
     assert terminal_line.removeprefix("chosen: ").startswith(chosen)
     assert chosen.startswith(("prompt 1 of 2,", "prompt 2 of 2,"))
     assert load_config(out) == tuned  # the comments change nothing
+
+
+# --------------------------------------------------------------------------- the selection rule
+
+
+def rule_search(base: bool, *, clear: bool = False, refine: tuple[str, ...] = ()) -> tuple[Search, Setting]:
+    """Two labels, 40 rows. The config's own completions (" a0"/" a1") are right on rows 0-23; a noisy
+    candidate (" b0"/" a1": the same scores but on row 24) is right on one row more and wrong on none more;
+    a clearly better one (" c0"/" c1") is right on rows 1-35: 12 rows more, one fewer. ``refine``: label 0's
+    completions the refinement tries (" d0": " a0" but right on rows 24, 26, 28 and 30)."""
+    n = 40
+    y = np.arange(n) % 2
+
+    def column_pair(right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sure = np.where(right, y, 1 - y)  # the label each row's scores favour
+        return np.where(sure == 0, 0.0, -1.0), np.where(sure == 1, 0.0, -1.0)
+
+    rows = np.arange(n)
+    a0, a1 = column_pair(rows < 24)
+    b0 = a0.copy()
+    b0[24] = 5.0  # row 24 is label 0: now right
+    d0 = a0.copy()
+    d0[[24, 26, 28, 30]] = 5.0
+    c0, c1 = column_pair((rows >= 1) & (rows < 36))
+    columns = ((0, " a0"), (1, " a1"), (0, " b0"), (0, " c0"), (1, " c1"), (0, " d0"))
+    logprobs = np.stack([a0, a1, b0, c0, c1, d0], axis=1)
+    scores = PromptScores("{text}", columns, logprobs, np.ones_like(logprobs, dtype=np.int64))
+    own = Setting(0, "config", ((" a0",), (" a1",)), "sum", "logsumexp", "none", False)
+    candidates = [own, replace(own, verbalizer="noisy", completions=((" b0",), (" a1",)))]
+    if clear:
+        candidates.append(replace(own, verbalizer="clear", completions=((" c0",), (" c1",))))
+    options = [[(" a0",), *((c,) for c in refine)], []]
+    settings = candidates[:1] if refine else candidates
+    return Search([scores], y, settings, [options], folds=5, base=own if base else None), own
+
+
+def test_one_row_of_difference_is_exactly_one_standard_error() -> None:
+    from lpclassify.tuning.search import Score, beats, paired_margin
+
+    def score(correct: list[bool]) -> Score:
+        return Score(float(np.mean(correct)), 0.0, np.array(correct))
+
+    base = score([True] * 24 + [False] * 16)
+    mean, se = paired_margin(score([True] * 25 + [False] * 15), base)
+    assert mean == pytest.approx(se) == pytest.approx(1 / 40)
+    assert not beats(score([True] * 25 + [False] * 15), base)  # one row won, none lost: no evidence
+    assert beats(score([True] * 26 + [False] * 14), base)  # two won, none lost
+    assert not beats(score([False] + [True] * 26 + [False] * 13), base)  # three won, one lost: within noise
+    assert not beats(base, base)
+
+
+def test_a_candidate_that_wins_by_one_row_does_not_replace_the_config_a_clearly_better_one_does() -> None:
+    rows = np.arange(40)
+    search, own = rule_search(base=False)
+    assert search.select(rows)[0].verbalizer == "noisy"  # the plain maximum takes the one-row win
+    search, own = rule_search(base=True)
+    chosen, score = search.select(rows)
+    assert chosen == own and score.accuracy == pytest.approx(24 / 40)
+    search, own = rule_search(base=True, clear=True)
+    assert search.select(rows)[0].verbalizer == "clear"
+
+
+def test_verbalizer_refinement_and_the_nested_estimate_follow_the_same_rule() -> None:
+    rows = np.arange(40)
+    # refinement: swapping label 0's completion for " b0" wins one row (kept as it was); " d0" wins four
+    search, own = rule_search(base=True, refine=(" b0",))
+    assert search.select(rows)[0] == own
+    search, own = rule_search(base=True, refine=(" b0", " d0"))
+    chosen, score = search.select(rows)
+    assert chosen.completions == ((" d0",), (" a1",)) and chosen.verbalizer == "config+refined"
+    assert score.accuracy == pytest.approx(28 / 40)
+    # the nested estimate's selections run the rule: every outer fold keeps the config
+    search, own = rule_search(base=True)
+    _, outer = nested_estimate(search)
+    assert [fold.chosen for fold in outer] == [own] * 5
+    search, _ = rule_search(base=False)
+    assert any(fold.chosen.verbalizer == "noisy" for fold in nested_estimate(search)[1])

@@ -5,6 +5,12 @@ model. :func:`shared_backend` hands every caller asking for the same file (same 
 modification time) with the same context size, batch size, threads and GPU layers the same
 loaded backend. The backend serializes its model calls, so classifiers may share it.
 
+This is the process's one cache of loaded models: the estimator, ``Classifier.from_config(...,
+shared)`` callers, ``lpclassify validate`` (one load for every config that uses a model) and the
+test session (tests/conftest.py) all go through it. A caller that hands a backend out for the
+rest of the process (the test session's fixtures) pins it (``pin=True``): :func:`release_shared` then
+leaves it loaded unless asked with ``pinned=True``.
+
 >>> backend = shared_backend("models/smollm2.gguf", n_ctx=1024)            # doctest: +SKIP
 >>> backend is shared_backend("models/smollm2.gguf", n_ctx=1024)           # doctest: +SKIP
 True
@@ -26,11 +32,13 @@ Key = tuple[ModelIdentity, int, int, int | None, int]
 
 _lock = threading.Lock()
 _loaded: dict[Key, LlamaCppBackend] = {}
+_pinned: set[Key] = set()
 
 
 def shared_backend(path: str | os.PathLike[str], *, n_ctx: int, batch_size: int = 8, threads: int | None = None,
-                   n_gpu_layers: int = 0, verbose: bool = False) -> LlamaCppBackend:
-    """The process's backend for this model file and these settings, loaded on first use."""
+                   n_gpu_layers: int = 0, verbose: bool = False, pin: bool = False) -> LlamaCppBackend:
+    """The process's backend for this model file and these settings, loaded on first use (``pin``: kept by
+    :func:`release_shared` unless it is asked to free pinned ones too)."""
     key: Key = (ModelIdentity.of_file(path), n_ctx, batch_size, threads, n_gpu_layers)
     with _lock:
         backend = _loaded.get(key)
@@ -40,6 +48,8 @@ def shared_backend(path: str | os.PathLike[str], *, n_ctx: int, batch_size: int 
             backend = LlamaCppBackend(path, n_ctx=n_ctx, batch_size=batch_size, threads=threads,
                                       n_gpu_layers=n_gpu_layers, verbose=verbose)
             _loaded[key] = backend
+        if pin:
+            _pinned.add(key)
         return backend
 
 
@@ -65,10 +75,12 @@ def loaded_count() -> int:
         return len(_loaded)
 
 
-def release_shared() -> None:
-    """Free every shared backend now (the next :func:`shared_backend` call loads again)."""
+def release_shared(*, pinned: bool = False) -> None:
+    """Free the shared backends now, pinned ones too only with ``pinned`` (the next :func:`shared_backend`
+    call for a freed one loads it again)."""
     with _lock:
-        backends = list(_loaded.values())
-        _loaded.clear()
+        keys = [key for key in _loaded if pinned or key not in _pinned]
+        backends = [_loaded.pop(key) for key in keys]
+        _pinned.difference_update(keys)
     for backend in backends:
         backend.close()

@@ -113,13 +113,20 @@ def describe(result: TuneResult, *, base: str, source: str, model: Any) -> str:
         f"{_pct(result.selection.accuracy)}, is optimistic (a maximum).",
     ]
     if result.baseline is not None:
-        lines.append(f"The base config as it was: {_pct(result.baseline.accuracy)} on the same examples.")
+        lines += [f"The base config as it was: {_pct(result.baseline.accuracy)} on the same examples;",
+                  _kept(result) + "."]
     lines += ["", f"Chosen: {chosen(result)}" + (",", ".")[not s.fit]]
     if s.fit:
         lines += [f"per-label bias and temperature fitted on all {result.n_examples} examples "
                   "(labels.*.bias: nats added to a label's log-probability;",
                   "scoring.temperature: calibrated log-probabilities are divided by it; both may be edited by hand)."]
     return "\n".join(lines)
+
+
+def _kept(result: TuneResult) -> str:
+    if result.base is not None and result.setting == result.base:
+        return "no setting beat it by more than one standard error of the paired difference, so it was kept"
+    return "the chosen setting beat it by more than one standard error of the paired difference"
 
 
 def chosen(result: TuneResult) -> str:
@@ -140,7 +147,7 @@ def summary(result: TuneResult) -> str:
              f"estimated accuracy {_pct(result.estimate.accuracy)} (nested {result.folds}-fold cross-validation; "
              f"the chosen setting's own CV accuracy {_pct(result.selection.accuracy)} is optimistic)"]
     if result.baseline is not None:
-        lines.append(f"base config as it was: {_pct(result.baseline.accuracy)} on the same examples")
+        lines.append(f"base config as it was: {_pct(result.baseline.accuracy)} on the same examples; {_kept(result)}")
     lines.append(f"chosen: {chosen(result)}" + (" + fitted bias/temperature" if s.fit else ""))
     for skipped in result.skipped:
         lines.append(f"  skipped {skipped}")

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from ..config import load_config
 from ..errors import InputError, LpclassifyError, error_lines
 from ..slots import Slot, make_slots
-from .common import EXIT_OK, EXIT_USER, PROG, Context, ModelRequest, Subparsers, positive_int
+from .common import EXIT_OK, EXIT_USER, PROG, Context, ModelRequest, Subparsers, load_classifier, positive_int
 
 if TYPE_CHECKING:
+    from ..classifier import Classifier
     from ..config import Config
 
 SAMPLE_TEXT = "The package arrived on time and works as described."
@@ -61,7 +62,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not configs:
         raise InputError("no config given (see `lpclassify validate --help`)")
     check_tokens = model is not None or args.tokens
-    backends: dict[str, Any] = {}  # one model load for every config that uses it
     failed = 0
     for spec in configs:
         try:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"ok: {config.name} ({len(config.labels)} labels, {config.decision.mode})")
         if check_tokens:
             try:
-                _show_tokens(config, model or config.model, args, ctx, backends)
+                _show_tokens(config, model or config.model, args, ctx)
             except LpclassifyError as exc:
                 for line in error_lines(exc):
                     print(f"{PROG}: error: {line}", file=sys.stderr)
@@ -87,17 +87,25 @@ def _token(backend: Any, token: int) -> str:
     return json.dumps(backend.token_text(token), ensure_ascii=False)
 
 
-def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Context,
-                 backends: dict[str, Any]) -> None:
+def _classifier(config: Config, path: str, args: argparse.Namespace, ctx: Context) -> Classifier:
+    """The config's classifier on the model at ``path``: by default from the process's one cache of loaded models
+    (:mod:`lpclassify.backends.shared`), so that every config using a model loads it once; a caller's own
+    loader (``cli.main(..., load_classifier=...)``) decides for itself."""
+    from ..backends.shared import runtime_backend
     from ..classifier import Classifier
+
+    request = ModelRequest(model=path, verbose=args.verbose, threads=args.threads)
+    if ctx.load_classifier is not load_classifier:
+        return ctx.load_classifier(config, request)
+    config = request.configured(config)
+    return Classifier(config, runtime_backend(path, config.runtime, shared=True, verbose=args.verbose))
+
+
+def _show_tokens(config: Config, model: str, args: argparse.Namespace, ctx: Context) -> None:
     from ..models import resolve_model
 
     path = str(resolve_model(model, download=args.download))
-    if path in backends:
-        clf = Classifier(config, backends[path])
-    else:
-        clf = ctx.load_classifier(config, ModelRequest(model=path, verbose=args.verbose, threads=args.threads))
-        backends[path] = clf.backend
+    clf = _classifier(config, path, args, ctx)
     backend = clf.backend
     fields = clf.scorer.prompter.fields
     encoded, truncated = clf.encode(clf.scorer.prompter.fill_all(args.text) if len(fields) > 1 else args.text)

@@ -53,6 +53,12 @@ DEFAULT_SHOTS = (0, 1, 2)  # demonstrations per label the search tries
 MAX_SHOTS = 8
 DEFAULT_BUDGET = 300.0  # seconds: 64 examples and up to 10 labels on 2 cores
 MIN_EXAMPLES = 10
+SELECTION_RULE = ("the base config as given unless a setting beats it by more than one standard error of the "
+                  "paired per-row difference in cross-validated correctness (then the best of those that do); each "
+                  "per-label verbalizer change under the same rule")
+SELECTION_RULE_NO_BASE = ("the best setting by cross-validated accuracy (the base config could not be scored as "
+                          "given); each per-label verbalizer change only if it beats the setting by more than one "
+                          "standard error of the paired per-row difference")
 Progress = Callable[[str, int, int], None]  # (phase, done, total): phase "prompt i/n" while scoring, "search"
 
 
@@ -78,6 +84,7 @@ class TuneResult:
     variants: tuple[Variant, ...] = ()  # what Setting.prompt indexes: direction, prompt, demonstrations
     skipped: tuple[str, ...] = ()  # variants not scored, and why (the budget, n_ctx)
     n_demo_pool: int = 0  # examples set aside as demonstrations (never scored)
+    base: Setting | None = None  # the config as given, the reference of the selection rule (None: not scorable)
 
     @property
     def variant(self) -> Variant:
@@ -126,6 +133,8 @@ class TuneResult:
             "estimate_protocol": f"nested {self.folds}-fold cross-validation: in each outer fold the whole search "
                                  "ran on the other folds and its winner was scored on this fold",
             "selection_cv": score(self.selection), "baseline": score(self.baseline),
+            "selection_rule": SELECTION_RULE if self.base is not None else SELECTION_RULE_NO_BASE,
+            "kept_base": self.base is not None and self.setting == self.base,
             "variants": [v.describe() for v in self.variants], "skipped": list(self.skipped),
             "demonstration_pool": self.n_demo_pool,
             "chosen": {"variant": self.variant.describe(), "direction": self.variant.direction,
@@ -138,7 +147,8 @@ class TuneResult:
                        "calibration": self.setting.calibration, "fitted": self.setting.fit,
                        "bias": list(self.bias), "temperature": self.temperature},
             "outer_folds": [{"n": len(f.test_rows), "chosen": f.chosen.describe(), "inner_cv": score(f.inner),
-                             "held_out": score(f.held_out)} for f in self.outer],
+                             "held_out": score(f.held_out),
+                             "kept_base": self.base is not None and f.chosen == self.base} for f in self.outer],
             "prompts": [prompt_data(p) for p in self.prompts],
         }
 
@@ -241,8 +251,16 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         if len(scores) == 1:  # what a setting costs the search, from a sample of the first variant's
             budget_plan.time_search(Search(scores, y, settings, options, folds=folds, seed=seed,
                                            batch_chunk=batch_chunk_size(config.runtime.batch_size)), folds)
+    # the config as given, when the search can score it (a label-free calibration, no bias of its own, scored
+    # without demonstrations as it is): the setting every other must beat (see .search's selection rule)
+    own = None
+    if config.scoring.calibration in methods and not any(label.bias for label in config.labels) and \
+            (config.examples or not variants[0].shots) and variants[0] == Variant(config.scoring.direction, 0, 0):
+        own = replace(settings[0], completions=tuple(label.completions for label in config.labels), fit=False)
+        if not all((i, c) in scores[0].columns for i, found in enumerate(own.completions) for c in found):
+            own = None  # a completion the pass did not score as the config's (shared with another label, channel)
     search = Search(scores, y, settings, options, folds=folds, seed=seed,
-                    batch_chunk=batch_chunk_size(config.runtime.batch_size))
+                    batch_chunk=batch_chunk_size(config.runtime.batch_size), base=own)
     total = search.steps_per_select() * (folds + 1)
     done = [0]
 
@@ -258,18 +276,13 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
     if chosen.fit:
         params = fit_bias_temperature(search.log_probs(chosen), y)
         bias, temperature = params.bias, params.temperature
-    baseline = None
-    base = config.scoring
-    if base.calibration in methods and not any(label.bias for label in config.labels) and \
-            (config.examples or not variants[0].shots) and variants[0] == Variant(config.scoring.direction, 0, 0):
-        own = replace(settings[0], completions=tuple(label.completions for label in config.labels), fit=False)
-        baseline = search.cv_score(own, rows)
+    baseline = None if own is None else search.cv_score(own, rows)
     base_v = bases[chosen.prompt]
     return TuneResult(chosen_config(base_v, base_v.prompt, chosen, bias, temperature), chosen, estimate,
                       selection, baseline, outer, tuple(b.prompt for b in bases), len(y), folds, len(settings),
                       time.perf_counter() - started, tuple(bias), float(temperature), tuple(methods),
                       tuple(domain) if chosen.calibration == "domain" else None, tuple(variants),
-                      tuple(budget_plan.skipped), len(held))
+                      tuple(budget_plan.skipped), len(held), own)
 
 
 def variant_order(n_prompts: int, counts: Sequence[int], directions: Sequence[str]) -> list[Variant]:

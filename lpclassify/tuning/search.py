@@ -8,11 +8,34 @@ one prompt reads the columns of the same :class:`PromptScores` (one model pass, 
 reference texts the methods need), so trying hundreds costs milliseconds each; the probabilities
 come from the same pipeline the chosen config will run.
 
-Honesty: :func:`select` picks the setting with the best k-fold cross-validated accuracy (ties:
-lower log-loss, then the earlier setting); the bias and temperature are fitted on the training
-folds only. That best score is optimistic (it is a maximum over many settings), so
-:func:`nested_estimate` repeats the whole selection inside each outer training split and scores
-the winner on the outer held-out fold it never saw: that is the accuracy ``tune`` reports.
+**Selection rule.** :func:`Search.select` scores every setting by k-fold cross-validation (the
+bias and temperature, if any, fitted on the training folds only) and compares each with a
+*reference*: the config as it was given (``Search(base=...)``; ``tune`` passes it when its
+calibration is label-free and it carries no bias), else the best setting by cross-validated
+accuracy (ties: lower log-loss, then the earlier setting). A setting replaces the reference only
+if it beats it by more than one standard error of the PAIRED per-row difference in held-out
+correctness, ``mean(d) > SE(d) = sd(d) / sqrt(n)`` with ``d_i = correct_new(i) - correct_ref(i)``;
+among the settings that clear that bar the best wins (ties as above). The per-label verbalizer
+refinement that follows makes each change only under the same rule, against the setting it would
+replace. Why: with 64 examples a maximum over hundreds of cross-validated accuracies is mostly the
+luckiest estimate (one row is 1.6 points; benchmarks/reports/tune-agnews-n40.json: the maximum's
+choice lost to the config's own setting on the evaluated rows), and the winner's advantage is then
+noise. This is Breiman et al.'s (1984)
+one-standard-error rule with the config as the "simplest" model: when the evidence cannot tell
+a candidate from what the user wrote, keep what the user wrote. The difference is paired (the
+same rows, the same folds), so the many rows on which two settings agree cost nothing and the
+standard error measures only their disagreement; a candidate that wins on one row and loses on
+none has ``mean(d) == SE(d)`` exactly and does not pass, one that wins on 2 and loses on none
+does. The bar is a constant (:data:`SE_MARGIN`), not tuned on any evaluated rows. What it is not:
+a test corrected for the number of candidates (with hundreds, a lucky one can still clear one
+standard error), nor exact (cross-validated rows share their folds' fits, so they are not quite
+independent); it is a margin that grows with how much two settings disagree: a one-row win never
+clears it, a win of a few rows with few losses does.
+
+Honesty: the chosen setting's cross-validated score is optimistic (it is the best of many), so
+:func:`nested_estimate` repeats the whole selection, rule included, inside each outer training
+split and scores the winner on the outer held-out fold it never saw: that is the accuracy
+``tune`` reports.
 """
 
 from __future__ import annotations
@@ -30,6 +53,9 @@ from ..normalize import label_bias, safe_log
 
 # Cross-validation fits stop earlier than the final one: a ranking of settings needs less precision.
 CV_FIT = {"tol": 1e-6, "max_steps": 30}
+# A candidate must beat the setting it would replace by more than this many standard errors of the paired
+# per-row difference in held-out correctness (the one-standard-error rule; see the module docstring).
+SE_MARGIN = 1.0
 Progress = Callable[[int], None]  # called with the number of settings just evaluated
 
 
@@ -85,9 +111,38 @@ class Setting:
 class Score:
     accuracy: float
     log_loss: float
+    # per scored row, whether it was classified right (held out when cross-validated): what the rule pairs
+    correct: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def key(self) -> tuple[float, float]:
         return (round(self.accuracy, 12), -self.log_loss)
+
+
+def paired_margin(new: Score, old: Score) -> tuple[float, float]:
+    """``(mean, standard error)`` of the per-row difference ``new.correct - old.correct`` (the same rows)."""
+    if new.correct is None or old.correct is None:
+        raise ValueError("paired_margin needs the per-row correctness of both scores")
+    d = new.correct.astype(np.float64) - old.correct.astype(np.float64)
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else 0.0, 0.0
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def beats(new: Score, old: Score, margin: float = SE_MARGIN) -> bool:
+    """Whether ``new`` is better than ``old`` by more than ``margin`` standard errors of the paired difference."""
+    mean, se = paired_margin(new, old)
+    return mean > 0 and mean > margin * se + 1e-12  # equality (one row won, none lost) is no evidence
+
+
+def best_beating(incumbent: tuple[Setting, Score], candidates: Sequence[tuple[Setting, Score]],
+                 margin: float = SE_MARGIN) -> tuple[Setting, Score]:
+    """The best candidate (by :meth:`Score.key`, the earlier on ties) among those that :func:`beats` the
+    incumbent, else the incumbent."""
+    best = incumbent
+    for setting, score in candidates:
+        if beats(score, incumbent[1], margin) and (best is incumbent or score.key() > best[1].key()):
+            best = (setting, score)
+    return best
 
 
 def label_log_probs(scores: PromptScores, setting: Setting, *, batch_chunk: int = BATCH_CHUNK) -> np.ndarray:
@@ -154,8 +209,8 @@ def held_out_log_probs(log_probs: np.ndarray, y: np.ndarray, rows: np.ndarray, f
 
 
 def score_of(log_probs: np.ndarray, y: np.ndarray) -> Score:
-    accuracy = float(np.mean(log_probs.argmax(axis=1) == y))
-    return Score(accuracy, float(-np.mean(log_probs[np.arange(len(y)), y])))
+    correct = log_probs.argmax(axis=1) == y
+    return Score(float(np.mean(correct)), float(-np.mean(log_probs[np.arange(len(y)), y])), correct)
 
 
 class Search:
@@ -163,7 +218,7 @@ class Search:
 
     def __init__(self, scores: Sequence[PromptScores], y: np.ndarray, settings: Sequence[Setting],
                  options: Sequence[Sequence[Sequence[tuple[str, ...]]]], *, folds: int = 5, seed: int = 0,
-                 batch_chunk: int = BATCH_CHUNK) -> None:
+                 batch_chunk: int = BATCH_CHUNK, base: Setting | None = None) -> None:
         self.scores = list(scores)
         self.y = np.asarray(y, dtype=np.int64)
         self.settings = list(settings)
@@ -171,6 +226,7 @@ class Search:
         self.k = folds
         self.seed = seed
         self.batch_chunk = batch_chunk
+        self.base = base  # the config as given: the reference a setting must beat (None: the best by CV)
         self._cache: dict[tuple, np.ndarray] = {}
 
     def log_probs(self, setting: Setting) -> np.ndarray:
@@ -188,27 +244,33 @@ class Search:
         return len(self.settings) + max(sum(len(o) for o in per_prompt) for per_prompt in self.options)
 
     def select(self, rows: np.ndarray, progress: Progress | None = None) -> tuple[Setting, Score]:
-        """The best setting on ``rows`` by cross-validation, then one pass of per-label verbalizer refinement."""
-        best, best_score = self.settings[0], self.cv_score(self.settings[0], rows)
-        for setting in self.settings[1:]:
-            score = self.cv_score(setting, rows)
-            if score.key() > best_score.key():
-                best, best_score = setting, score
+        """The setting chosen on ``rows`` by the rule of the module docstring: the base config unless a setting
+        beats it by more than a standard error of the paired difference, then per-label verbalizer refinement
+        (each change under the same rule)."""
+        scored = [(setting, self.cv_score(setting, rows)) for setting in self.settings]
+        if self.base is None:
+            best = scored[0]
+            for candidate in scored[1:]:
+                if candidate[1].key() > best[1].key():
+                    best = candidate
+        else:
+            best = best_beating((self.base, self.cv_score(self.base, rows)), scored)
         if progress:
             progress(len(self.settings))
-        for label, options in enumerate(self.options[best.prompt]):
+        for label, options in enumerate(self.options[best[0].prompt]):
+            current = best[0]
+            verbalizer = current.verbalizer.removesuffix("+refined") + "+refined"
+            tried = []
             for option in options:
-                if option == best.completions[label]:
+                if option == current.completions[label]:
                     continue
-                completions = (*best.completions[:label], option, *best.completions[label + 1:])
-                verbalizer = best.verbalizer if best.verbalizer.endswith("+refined") else best.verbalizer + "+refined"
-                candidate = replace(best, completions=completions, verbalizer=verbalizer)
-                score = self.cv_score(candidate, rows)
-                if score.key() > best_score.key():
-                    best, best_score = candidate, score
+                completions = (*current.completions[:label], option, *current.completions[label + 1:])
+                candidate = replace(current, completions=completions, verbalizer=verbalizer)
+                tried.append((candidate, self.cv_score(candidate, rows)))
+            best = best_beating(best, tried)
         if progress:
             progress(self.steps_per_select() - len(self.settings))
-        return best, best_score
+        return best
 
     def predict_held_out(self, setting: Setting, train: np.ndarray, test: np.ndarray) -> np.ndarray:
         """Log-probabilities of ``test`` rows under ``setting``, fitted (if it fits) on ``train`` rows only."""
