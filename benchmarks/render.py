@@ -58,10 +58,11 @@ def source(path: str, report: dict[str, Any]) -> str:
     meta = report.get("provenance")
     name = Path(path).stem
     path = f"`{path}`"
-    if meta is None and "commit" in report:  # written by the script itself, before run.py wrapped it
+    if meta is None and "commit" in report:  # written by the script itself, not through run.py
         return (f"\nNumbers from {path}: commit `{report['commit']}`, {report.get('machine', 'machine not recorded')}; "
-                f"`{report.get('command', '?')}`. A report written before `run.py` recorded the CPU model and the "
-                f"load average: `python benchmarks/run.py --only {name}` measures it again.\n")
+                f"`{report.get('command', '?')}`. Written by the script itself, not through `run.py`, so the CPU "
+                f"model and the load average are not recorded (`python benchmarks/run.py --only {name}` records "
+                f"them).\n")
     if meta is None:
         return (f"\nNumbers from {path}, a report written before reports recorded their commit and machine; "
                 f"`python benchmarks/run.py --only {name}` measures it again.\n")
