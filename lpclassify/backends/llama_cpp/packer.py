@@ -23,9 +23,12 @@ and a saved chain is dropped once its last dependant has been restored.
 Status: opt-in (LPCLASSIFY_PACK=1). Every rule above is checked against a simulation of
 llama.cpp's cells, and SmolLM2's packed scores are bit-identical to the oracle; on Gemma 3 a few
 rows still differ in the last bits (AG News labels benchmark, 150 labels: 3 of ~600 scores, up
-to 2.8e-3 nats) -- the same when the copied cells are decoded again instead of restored, and
-not in a plain context with the same region layout, so something in the engine's cache state
-around a region (not the copy) is still unaccounted for.
+to 2.8e-3 nats). Narrowed down on one of those texts: not the copy (decoding the copied cells
+again gives the same difference), not the cells (the layout alone is exact in a plain context,
+and 4 regions placed 512 cells higher are exact), not the row count (4 regions padded to 24
+rows are exact): it appears from 5-8 regions, i.e. sequences, per decode on. Something in
+llama.cpp's decode depends on how many sequences a batch holds; until that is found, packing
+stays opt-in.
 
 Pure Python but for the ``Ops`` it is given, so tests/test_kv_cells.py runs it against a
 simulation of llama.cpp's cell search.
