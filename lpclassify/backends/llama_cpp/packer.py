@@ -26,9 +26,12 @@ rows still differ in the last bits (AG News labels benchmark, 150 labels: 3 of ~
 to 2.8e-3 nats). Narrowed down on one of those texts: not the copy (decoding the copied cells
 again gives the same difference), not the cells (the layout alone is exact in a plain context,
 and 4 regions placed 512 cells higher are exact), not the row count (4 regions padded to 24
-rows are exact): it appears from 5-8 regions, i.e. sequences, per decode on. Something in
-llama.cpp's decode depends on how many sequences a batch holds; until that is found, packing
-stays opt-in.
+rows are exact): it appears from 5-8 regions per decode on, and 4 regions whose padding rows
+also ask for logits reproduce it. So it is the number of *logit rows* in a decode: llama.cpp
+runs the last layer on the output rows only (inp_out_ids), and a row's last-layer result seems
+to depend on how many there are (the oracle reads 1-6 per decode). Next: find that threshold
+and cap logit rows per decode there (in the wave plan too, whose cap is max_outputs); until
+then packing stays opt-in.
 
 Pure Python but for the ``Ops`` it is given, so tests/test_kv_cells.py runs it against a
 simulation of llama.cpp's cell search.
