@@ -104,17 +104,20 @@ def read_texts(n: int) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
 
 
-def workload(model: str, count: int, n_texts: int, name: str) -> tuple[Classifier, list[str]]:
+def workload(model: str, count: int, n_texts: int, name: str, threads: int | None = None
+             ) -> tuple[Classifier, list[str]]:
     """The classifier (exhaustive search, top 5 decided) and the texts of one row."""
     from lpclassify import Classifier
     from lpclassify.config import load_config
 
+    runtime = {"threads": threads} if threads else {}
+
     if name == "support":
         config = load_config(SUPPORT_CONFIG)
         clf = Classifier.from_config({"prompt": config.prompt, "labels": list(config.label_names),
-                                      "decision": {"top_k": 5}}, model=model)
+                                      "decision": {"top_k": 5}}, model=model, **runtime)
         return clf, SUPPORT_MESSAGES[:n_texts]
-    pool = Classifier.from_config({"prompt": PROMPT, "labels": label_names(3 * count)}, model=model)
+    pool = Classifier.from_config({"prompt": PROMPT, "labels": label_names(3 * count)}, model=model, **runtime)
     labels = short_label_names(count, pool)
     return Classifier.from_config({"prompt": PROMPT, "labels": labels, "decision": {"top_k": min(5, count)}},
                                   backend=pool.backend), read_texts(n_texts)
@@ -146,9 +149,11 @@ def measure_top_k(clf: Classifier, texts: list[str], exhaustive: list, engine_s:
     return out
 
 
-def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: bool = False) -> dict:
+def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: bool = False,
+            threads: int | None = None, compare_packed: bool = False) -> dict:
     """One label count, in this process (``quick``: no reference loop, prompt-once loop or
-    end-to-end run: the engine, exhaustive and searched, only)."""
+    end-to-end run: the engine, exhaustive and searched, only; ``compare_packed``: the engine
+    again with many branches per decode, LPCLASSIFY_PACK=1's plan, on the same backend)."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from prompt_once import timed as prompt_once
@@ -156,7 +161,7 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
 
     from lpclassify.backends.llama_cpp.planner import trie_leaves
 
-    clf, texts = workload(model, count, n_texts, name)
+    clf, texts = workload(model, count, n_texts, name, threads)
     count = len(clf.config.labels)
     n_texts = len(texts)
     backend = clf.backend
@@ -169,6 +174,23 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
     engine = backend.score(encoded, prefix=clf.scorer.prefix)
     engine_s = time.perf_counter() - start
     stats = {k: v - before[k] for k, v in backend.stats.as_dict().items()}
+    packed: dict = {}
+    if compare_packed:  # the same texts, many branches per decode (LPCLASSIFY_PACK=1's plan), after a warm-up
+        backend._engine.pack = True
+        backend.score(encoded[:1], prefix=clf.scorer.prefix)  # the branch regions' cells become filler
+        before = dict(backend.stats.as_dict())
+        start = time.perf_counter()
+        packed_scores = backend.score(encoded, prefix=clf.scorer.prefix)
+        packed_s = time.perf_counter() - start
+        backend._engine.pack = False
+        p = {k: v - before[k] for k, v in backend.stats.as_dict().items()}
+        packed = {"packed_texts_per_s": n_texts / packed_s, "packed_decodes_per_text": p["decode_calls"] / n_texts,
+                  "packed_tokens_per_decode": p["tokens_decoded"] / p["decode_calls"],
+                  "packed_padding_per_text": p["padding_tokens"] / n_texts, "packed_speedup": engine_s / packed_s,
+                  "packed_seconds": packed_s,
+                  "packed_bit_identical": all(np.array_equal(a, b, equal_nan=True)
+                                              for x, y in zip(engine, packed_scores, strict=True)
+                                              for a, b in zip(x, y, strict=True))}
     pinned = backend.n_pinned
     minimal = sum(len(t.prompt) - pinned + len({c.tokens[:d] for c in t.candidates for d in range(1, len(c.tokens))})
                   for t in encoded)
@@ -206,6 +228,7 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
         "padding_per_text": stats["padding_tokens"] / n_texts,
         "logit_rows_per_text": stats["logit_rows"] / n_texts, "read_prefixes_per_text": read_prefixes / n_texts,
         "decodes_per_text": stats["decode_calls"] / n_texts,
+        "tokens_per_decode": stats["tokens_decoded"] / stats["decode_calls"],
         "raw_rate_tokens_per_s": raw_rate, "efficiency": (minimal / engine_s) / raw_rate,
         "max_abs_diff_nats": worst, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "prompt_once_texts_per_s": once_rate, "prompt_once_decodes_per_text": once_decodes,
@@ -216,6 +239,8 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
                                               for e, o in zip(engine, once_scores, strict=True)
                                               for v, s in zip(e, o, strict=False)), default=float("nan")),
         **top_k,
+        **packed,
+        **({"packed_efficiency": (minimal / packed["packed_seconds"]) / raw_rate} if packed else {}),
     }
 
 
@@ -290,21 +315,37 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: benchmarks/reports/labels-<workload>-n<texts>.json")
     parser.add_argument("--quick", action="store_true",
                         help="the engine only (exhaustive and top-k): no reference, prompt-once or end-to-end run")
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: the runtime's)")
+    parser.add_argument("--compare-packed", action="store_true",
+                        help="also time the engine with many branches per decode (LPCLASSIFY_PACK=1's plan)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.model, args.worker, args.texts, args.workload, args.quick)))
+        print(json.dumps(measure(args.model, args.worker, args.texts, args.workload, args.quick, args.threads,
+                                 args.compare_packed)))
         return
     measured_on = provenance()  # before the run: the code the workers load
     rows = []
     print("| " + " | ".join(name for name, _, _ in COLUMNS) + " |\n|" + "---|" * len(COLUMNS), flush=True)
     for count in args.counts if args.workload == "agnews" else [1]:
         command = [sys.executable, __file__, "--worker", str(count), "--texts", str(args.texts), "--model",
-                   args.model, "--workload", args.workload] + (["--quick"] if args.quick else [])
+                   args.model, "--workload", args.workload] + (["--quick"] if args.quick else []) \
+            + (["--threads", str(args.threads)] if args.threads else []) \
+            + (["--compare-packed"] if args.compare_packed else [])
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         rows.append(r)
         print(table_row(r), flush=True)
+    if args.compare_packed:
+        print("\none branch per decode (default) -> packed (LPCLASSIFY_PACK=1), same worker, same texts:\n"
+              "| labels | decodes/text | tokens/decode | padding/text | efficiency | speed-up | bit-identical |\n"
+              "|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['labels']} | {r['decodes_per_text']:.1f} -> {r['packed_decodes_per_text']:.1f} "
+                  f"| {r['tokens_per_decode']:.1f} -> {r['packed_tokens_per_decode']:.1f} "
+                  f"| {r['padding_per_text']:.1f} -> {r['packed_padding_per_text']:.1f} "
+                  f"| {r['efficiency']:.2f} -> {r['packed_efficiency']:.2f} | {r['packed_speedup']:.2f}x "
+                  f"| {r['packed_bit_identical']} |")
     print_targets(rows)
     path = args.json or ROOT / "benchmarks" / "reports" / f"labels-{args.workload}-n{args.texts}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -286,3 +286,109 @@ def test_many_labels_in_waves_land_where_planned_and_keep_the_cache_in_step(n_sw
         assert all(not cache.seqs[i] or cache.seqs[i] <= ({0} | set(cells.filler_seqs))
                    for cache in memory.caches for i in range(cells.n_cells))  # only prefix and filler left
     assert paddings[-1] <= paddings[0]
+
+
+class CopyingCaches(TwoCaches):
+    """TwoCaches that also remember what each cell holds (token, position) and copy cells the way
+    llama_state_seq_get_data / set_data do: saved in cell order, restored into free cells from the head."""
+
+    def __init__(self, n_cells: int, n_swa: int) -> None:
+        super().__init__(n_cells, n_swa)
+        self.content: list[tuple[int, int] | None] = [None] * n_cells
+        self.restored = 0
+
+    def decode(self, rows: list[Row]) -> list[int]:
+        cells = super().decode(rows)
+        for row, cell in zip(rows, cells, strict=True):
+            self.content[cell] = (row.token, row.pos)
+        return cells
+
+    def save(self, seq: int) -> list[tuple[int, int]]:
+        cache = self.caches[0]
+        return [self.content[i] for i in range(len(cache.pos)) if seq in cache.seqs[i]]  # type: ignore[misc]
+
+    def restore(self, saved: list[tuple[int, int]], seq: int) -> None:
+        self.seq_rm(seq, -1, -1)
+        rows = [Row(token, pos, [seq], False) for token, pos in saved]
+        full, window = (cache.decode(rows) for cache in self.caches)  # the same slot search as a decode
+        assert full == window, "the two caches restored the cells differently"
+        for (token, pos), cell in zip(saved, full, strict=True):
+            self.content[cell] = (token, pos)
+        self.restored += len(saved)
+
+
+def check_rows_see_the_oracles_layout(memory: CopyingCaches, rows: list[Row], texts: list[EncodedText]) -> None:
+    """Every decoded row sees exactly a prompt and a trie path, one cell per position, cells congruent
+    to positions and ascending with them, and its own 16-block's keys in one physical 16-block."""
+    cache = memory.caches[0]
+    for row in rows:
+        if row.seqs[0] not in range(1, 48):
+            continue  # padding
+        seen = sorted(cell for cell in range(len(cache.pos))
+                       if row.seqs[0] in cache.seqs[cell] and cache.pos[cell] <= row.pos)
+        positions = [cache.pos[cell] for cell in seen]
+        assert positions == list(range(row.pos + 1)), "a row sees other positions than its own chain"
+        assert all(cell % ALIGN == pos % ALIGN for cell, pos in zip(seen, positions, strict=True))
+        block = [cell // 16 for cell, pos in zip(seen, positions, strict=True) if pos // 16 == row.pos // 16]
+        assert len(set(block)) == 1, "a row's own 16-block is split over physical blocks"
+        tokens = tuple(memory.content[cell][0] for cell in seen)  # type: ignore[index]
+        assert any((t.prompt + c.tokens)[:len(tokens)] == tokens for t in texts for c in t.candidates), \
+            "a row sees a chain that is not its prompt and trie path"
+
+
+@pytest.mark.parametrize("n_swa", [512, 0])
+def test_packed_branches_see_exactly_what_the_oracle_sees(n_swa: int) -> None:
+    from lpclassify.backends.llama_cpp.packer import Packer
+
+    rng = random.Random(7)
+    n_cells = 4096
+    memory = CopyingCaches(n_cells, n_swa)
+    cells = KvCells(memory, n_cells, align=ALIGN, filler_seqs=range(64, 128), scratch_seqs=range(48, 64),
+                    padding_token=0, window=n_swa // 2 if n_swa else None)
+    shared = tuple(range(1000, 1048))
+    rows = [Row(token, pos, [0], False) for pos, token in enumerate(shared)]
+    placement = cells.place([(row, pos) for pos, row in enumerate(rows)], 16)
+    assert memory.decode(placement.layout) == placement.cells
+    cells.retire_padding(placement)
+    cells.pin(48)
+    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600)
+    decodes = []
+    for batch in range(6):
+        plans, texts = [], []
+        for k in range(rng.randint(1, 6)):
+            prompt = shared + tuple(2000 + 100 * batch + 10 * k + i for i in range(rng.randint(1, 40)))
+            completions = {tuple(rng.randint(100, 104) for _ in range(rng.randint(1, 5))) for _ in range(60)}
+            text = EncodedText(prompt, tuple(Candidate(str(c), c, len(c)) for c in completions))
+            first_seq = plans[-1].seqs[-1] + 1 if plans else 1
+            cursor = plans[-1].end if plans else cells.base
+            plan = plan_text(text, reused=48, start=cells.text_start(cursor, 48), first_seq=first_seq)
+            if plans and not fits([*plans, plan], cells.base, limits):
+                break
+            plans.append(plan)
+            texts.append(text)
+        calls = []
+
+        def decode(placement, texts=texts, calls=calls):  # type: ignore[no-untyped-def]
+            landed = memory.decode(placement.layout)
+            assert landed == placement.cells, "a row landed somewhere else than planned"
+            cells.retire_padding(placement)
+            check_rows_see_the_oracles_layout(memory, placement.layout, texts)
+            calls.append(placement)
+
+        read = []
+        packer = Packer(memory, cells, decode, lambda index, tokens, read=read: read.append(index) or {},
+                        free_seqs=[s for s in range(1, 48) if s not in {p.waves[0].seq for p in plans}],
+                        scratch_seq=63, max_outputs=64, n_batch=1600)
+        values = packer.run(plans)
+        cells.trim(attention_span(packer.end))
+        fed = sum(len({c.tokens[:d] for c in t.candidates for d in range(1, len(c.tokens))}) + len(t.prompt) - 48
+                  for t in texts)
+        decoded = sum(len(p.layout) - p.n_padding for p in calls)
+        assert decoded == fed, "every trie node and prompt token decoded exactly once"
+        assert sum(len(v) for v in values) == sum(len(p.reads_at) for p in plans)
+        decodes.append(len(calls))
+        assert_mirror(cells, memory)
+        assert all(not cache.seqs[i] or cache.seqs[i] <= ({0} | set(cells.filler_seqs))
+                   for cache in memory.caches for i in range(cells.n_cells))  # only prefix and filler left
+    assert memory.restored > 0
+    assert max(decodes) < 12  # a few rounds, not one decode per branch

@@ -43,7 +43,7 @@ from ...models.gguf import check_gguf
 from ...tokenization import EncodedText
 from ..base import ChatTemplate, ModelHandle, ModelIdentity, ScoreResult
 from ..reference import check_reference_capacity, score_each_alone
-from .bindings import KvMemory, create_context, default_threads, load_llama_cpp, load_model
+from .bindings import KvMemory, KvState, create_context, default_threads, load_llama_cpp, load_model
 from .decoder import Decoder, EngineStats
 from .engine import PIN_BLOCK, Engine
 from .kv_cells import KvCells, Row
@@ -115,7 +115,8 @@ class LlamaCppBackend(ModelHandle):
                         filler_seqs=FILLER_SEQS, scratch_seqs=SCRATCH_SEQS,
                         padding_token=self._bos if self._bos >= 0 else 0,
                         window=n_swa // 2 if n_swa > 0 else None)
-        self._engine = Engine(llama_cpp, self._memory, cells, self._decoder, n_ctx=n_ctx)
+        self._engine = Engine(llama_cpp, self._memory, cells, self._decoder, n_ctx=n_ctx,
+                              ops=KvState(llama_cpp, self._memory, self._ctx))
         if not self.can_roll_back:
             warnings.warn(f"{self.model_path.name} is a recurrent/hybrid model whose memory cannot be rolled "
                           "back; scoring falls back to the slower reference path", RuntimeWarning, stacklevel=2)

@@ -25,6 +25,25 @@ class KvMemory:
         self._lib.llama_memory_seq_cp(self._memory, src, dst, p0, p1)
 
 
+class KvState(KvMemory):
+    """KvMemory plus copies of a sequence's cells (positions and K/V bytes) through llama_state_seq_*."""
+
+    def __init__(self, lib: Any, memory: Any, ctx: Any) -> None:
+        super().__init__(lib, memory)
+        self._ctx = ctx
+
+    def save(self, seq: int) -> Any:
+        size = self._lib.llama_state_seq_get_size(self._ctx, seq)
+        saved = (ctypes.c_uint8 * size)()
+        if self._lib.llama_state_seq_get_data(self._ctx, saved, size, seq) != size:
+            raise RuntimeError(f"llama_state_seq_get_data could not save sequence {seq}")
+        return saved
+
+    def restore(self, saved: Any, seq: int) -> None:
+        if self._lib.llama_state_seq_set_data(self._ctx, saved, len(saved), seq) != len(saved):
+            raise RuntimeError(f"llama_state_seq_set_data could not restore {len(saved)} bytes into sequence {seq}")
+
+
 class LogCapture:
     """Routes llama.cpp's log through Python: silent unless verbose; keeps recent errors."""
 

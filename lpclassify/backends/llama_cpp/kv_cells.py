@@ -157,6 +157,29 @@ class KvCells:
             cells.append(target)
             row_at[target] = row
             cell = target + 1
+        return self._lay_out(cells, row_at, cell, min_rows)
+
+    def pad(self, holes: Sequence[int], min_rows: int) -> Placement:
+        """A decode of padding only, into the free cells ``holes`` (ascending), topped up to ``min_rows``:
+        afterwards they hold filler (:meth:`retire_padding`)."""
+        if any(self.owner[c] != FREE for c in holes) or any(b <= a for a, b in itertools.pairwise(holes)):
+            raise ValueError("padding goes into free cells, in ascending order")
+        return self._lay_out(list(holes), {}, holes[-1] + 1 if holes else self.base, min_rows, by_line=True)
+
+    def take(self, targets: Sequence[int]) -> None:
+        """Free ``targets`` of their filler for rows restored rather than decoded; they are in use after."""
+        targets = list(targets)
+        for c in targets:
+            if not self.base <= c < self.n_cells or self.owner[c] in (PINNED, BUSY):
+                raise ValueError(f"cell {c} cannot take a restored row")
+        self._free_filler(targets)
+        for c in targets:
+            self.owner[c] = BUSY
+
+    def _lay_out(self, cells: list[int], row_at: dict[int, Row], cell: int, min_rows: int, *,
+                 by_line: bool = False) -> Placement:
+        """The batch in cell order: ``cells`` (rows of ``row_at``, padding elsewhere), topped up.
+        ``by_line``: a padding run per line, so that long runs keep their positions in the window."""
         # Top a short batch up with padding in the next cells that are free or filler: taking filler
         # (freed first) keeps a long run of small decodes from marching through the cache.
         top_up: list[int] = []
@@ -170,7 +193,7 @@ class KvCells:
         cells.extend(top_up)
 
         padding_cells = [c for c in cells if c not in row_at]
-        runs = self._padding_runs(padding_cells)
+        runs = self._padding_runs(padding_cells, by_line)
         padding = {run.first_cell + k: Row(self.padding_token, run.first_pos + k, [run.seq], False)
                    for run in runs for k in range(run.count)}
         layout = [row_at[c] if c in row_at else padding[c] for c in cells]
@@ -194,7 +217,7 @@ class KvCells:
                     self.owner[cell] = FREE
             start = end
 
-    def _padding_runs(self, padding_cells: Sequence[int]) -> list[PaddingRun]:
+    def _padding_runs(self, padding_cells: Sequence[int], by_line: bool = False) -> list[PaddingRun]:
         """Group padding cells into runs of adjacent cells, one scratch sequence each.
 
         A run's positions are consecutive (llama.cpp requires it of a sequence) and congruent
@@ -206,7 +229,8 @@ class KvCells:
         start = 0
         while start < len(padding_cells):
             end = start + 1
-            while end < len(padding_cells) and padding_cells[end] == padding_cells[end - 1] + 1:
+            while (end < len(padding_cells) and padding_cells[end] == padding_cells[end - 1] + 1
+                   and not (by_line and padding_cells[end] % self.align == 0)):
                 end += 1
             first, count = padding_cells[start], end - start
             if len(runs) < len(self.scratch_seqs) - 1:
