@@ -47,6 +47,9 @@ class Calibrator:
         self.columns = pipeline.Columns(tuple(slot.label for slot in scorer.slots), len(self.config.labels),
                                         None if self.config.decision.score_mode == "single"
                                         else tuple(slot.yes for slot in scorer.slots))
+        # A reference text's scores never change for this scorer and model, so neither do its
+        # uncalibrated probabilities under one setting: worked out once (pipeline.References.memo).
+        self._reference_memo: dict = {}
         self._state: calibration.CalibrationState | None = None
         self._state_lock = threading.Lock()
 
@@ -87,7 +90,8 @@ class Calibrator:
     def references_for(self) -> pipeline.References:
         """What the methods may read: the cached reference scores, the calibration state, the config's texts."""
         return pipeline.References(scores=self.references.get, content_free=tuple(self.config.scoring.content_free),
-                                   state=lambda: self.state, source=self.config.source, model_name=self.model_name)
+                                   state=lambda: self.state, source=self.config.source, model_name=self.model_name,
+                                   memo=self._reference_memo)
 
     def prepare(self, method: str | None = None) -> None:
         """Score the reference texts ``method`` needs now (once; cached), not in the middle of the maths."""

@@ -38,20 +38,32 @@ def aggregate(scores: np.ndarray, owners: Sequence[int], n_labels: int, method: 
 
     ``owners[i]`` is the label index of completion ``i`` (-1: none); scores may have leading batch axes.
     """
+    if method not in ("logsumexp", "max", "logmeanexp"):
+        raise ValueError(f"unknown aggregation {method!r}")
     scores = np.asarray(scores, dtype=np.float64)
-    owners_array = np.asarray(owners)
     out = np.empty((*scores.shape[:-1], n_labels), dtype=np.float64)
-    for label in range(n_labels):
-        mine = scores[..., owners_array == label]
-        if method == "logsumexp":
-            out[..., label] = logsumexp(mine, axis=-1)
-        elif method == "max":
-            out[..., label] = mine.max(axis=-1)
-        elif method == "logmeanexp":
-            out[..., label] = logsumexp(mine, axis=-1) - np.log(mine.shape[-1])
+    # Labels with the same number of completions are reduced together (one gather and one
+    # reduction per group, not a Python loop over 1,000 labels); each label's row holds its own
+    # completions in column order, so every label gets the bits a reduction of it alone gives.
+    for labels, columns in _groups(owners, n_labels):
+        mine = scores[..., columns]  # (..., n_group, n_completions)
+        if method == "max":
+            out[..., labels] = mine.max(axis=-1)
         else:
-            raise ValueError(f"unknown aggregation {method!r}")
+            out[..., labels] = logsumexp(mine, axis=-1)
+            if method == "logmeanexp":
+                out[..., labels] -= np.log(columns.shape[-1])
     return out
+
+
+def _groups(owners: Sequence[int], n_labels: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(labels, their column indices ``(n_group, n)`` in column order) for each completion count ``n``."""
+    owners_array = np.asarray(owners, dtype=np.int64)
+    order = np.argsort(owners_array, kind="stable")  # stable: a label's columns stay in order
+    starts = np.searchsorted(owners_array[order], np.arange(n_labels + 1))  # owner -1 sorts first, unused
+    counts = np.diff(starts)
+    return [(labels, order[starts[labels][:, None] + np.arange(size)])
+            for size in np.unique(counts) for labels in [np.flatnonzero(counts == size)]]
 
 
 def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:

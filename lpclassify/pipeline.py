@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -105,6 +105,9 @@ class References:
     state: Callable[[], CalibrationState] = field(default=CalibrationState)
     source: str = "<mapping>"  # for messages: where the config came from
     model_name: str | None = None
+    # Uncalibrated probabilities of reference texts already worked out, for callers that run the
+    # pipeline many times over the same references (a top-k search runs it after every decode).
+    memo: dict[tuple[Any, ...], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,21 @@ def context(columns: Columns, setting: Setting, references: References,
         normalize=setting.normalize, aggregate=setting.aggregate, mode=columns.mode,
         content_free=references.content_free, source=references.source, model_name=references.model_name,
         load_state=references.state, raw_references=references.scores,  # type: ignore[arg-type]
-        uncalibrated=lambda texts: run(references.scores(texts), columns, plain, references).uncalibrated,
+        uncalibrated=lambda texts: reference_probabilities(texts, columns, plain, references),
         batch_prior=batch_prior)
+
+
+def reference_probabilities(texts: Sequence[str], columns: Columns, plain: Setting,
+                            references: References) -> np.ndarray:
+    """Uncalibrated probabilities of reference texts under ``plain`` (from ``references.memo`` when there)."""
+    key = (tuple(texts), columns, plain)
+    if references.memo is not None and (known := references.memo.get(key)) is not None:
+        return known
+    probabilities = run(references.scores(texts), columns, plain, references).uncalibrated
+    if references.memo is not None:
+        probabilities.setflags(write=False)  # shared by every later run
+        references.memo[key] = probabilities
+    return probabilities
 
 
 def run(scores: ScoreArrays, columns: Columns, setting: Setting, references: References = References(), *,

@@ -63,6 +63,27 @@ def test_aggregation_of_a_labels_completions() -> None:
     assert aggregate(batch, owners, 2, "max").shape == (2, 2)
 
 
+@pytest.mark.parametrize("method", ["logsumexp", "max", "logmeanexp"])
+def test_grouped_aggregation_gives_each_label_the_bits_of_a_reduction_of_it_alone(method: str) -> None:
+    # aggregate reduces labels with the same number of completions together; the result must be
+    # what reducing each label's own columns, in column order, gives -- to the last bit.
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        n_labels = int(rng.integers(1, 30))
+        owners = np.concatenate([np.arange(n_labels), rng.integers(-1, n_labels, size=3 * n_labels)])
+        rng.shuffle(owners)
+        scores = rng.normal(size=(2, len(owners))) * 4
+        expected = np.empty((2, n_labels))
+        for label in range(n_labels):
+            mine = scores[:, owners == label]
+            peak = mine.max(axis=-1, keepdims=True)
+            lse = np.squeeze(peak, -1) + np.log(np.sum(np.exp(mine - peak), axis=-1))
+            expected[:, label] = {"max": mine.max(axis=-1), "logsumexp": lse,
+                                  "logmeanexp": lse - np.log(mine.shape[-1])}[method]
+        assert aggregate(scores, owners.tolist(), n_labels, method).tobytes() == expected.tobytes()
+        assert aggregate(scores[0], owners.tolist(), n_labels, method).tobytes() == expected[0].tobytes()
+
+
 def test_softmax_is_stable_and_sums_to_one() -> None:
     probs = softmax(np.array([-1000.0, -1001.0, -1002.0]))
     assert np.isclose(probs.sum(), 1.0) and probs[0] > probs[1] > probs[2]

@@ -82,6 +82,28 @@ def test_run_is_pure_on_plain_arrays() -> None:
         pipeline.run(scores, columns, pipeline.Setting(method="contextual"))
 
 
+def test_a_memo_works_reference_probabilities_out_once_and_changes_nothing() -> None:
+    logprobs = np.log(np.array([[0.2, 0.6, 0.2], [0.5, 0.25, 0.25]]))
+    scores = pipeline.Arrays(logprobs, np.ones((2, 3)), np.ones(3))
+    columns = pipeline.Columns((0, 0, 1), 2)
+    neutral = pipeline.Arrays(np.log(np.array([[0.5, 0.25, 0.25]])), np.ones((1, 3)), np.ones(3))
+    asked: list[tuple[str, ...]] = []
+
+    def reference_scores(texts: tuple[str, ...]) -> pipeline.Arrays:
+        asked.append(tuple(texts))
+        return neutral
+
+    memo: dict = {}
+    with_memo = pipeline.References(scores=reference_scores, content_free=("N/A",), memo=memo)
+    plain = pipeline.References(scores=lambda texts: neutral, content_free=("N/A",))
+    for norm in ("sum", "mean", "sum"):
+        setting = pipeline.Setting(normalize=norm, method="contextual")
+        assert np.array_equal(pipeline.run(scores, columns, setting, with_memo).probabilities,
+                              pipeline.run(scores, columns, setting, plain).probabilities)
+    assert asked == [("N/A",), ("N/A",)]  # once per normalization, not once per run
+    assert len(memo) == 2 and not next(iter(memo.values())).flags.writeable
+
+
 def test_explain_shows_the_trace_of_its_method() -> None:
     """explain --json's label scores, prior and both probabilities are the pipeline's trace of that text."""
     for method in ("contextual", "domain", "pmi"):
