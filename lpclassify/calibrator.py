@@ -64,7 +64,8 @@ class Calibrator:
                 file = self.config.scoring.calibration_file
                 if file:  # a failure is reported again on the next call
                     base = Path(self.config.source).parent if self.config.source != "<mapping>" else Path.cwd()
-                    state.load(base / file, self.config.label_names, self.model_name, source=self.config.source)
+                    state.load(base / file, self.config.label_names, self.model_name,
+                               direction=self.config.scoring.direction, source=self.config.source)
                 self._state = state
             return self._state
 
@@ -162,7 +163,8 @@ class Calibrator:
         state = self.state
         scoring = self.config.scoring
         document: dict[str, Any] = {"labels": list(self.config.label_names), "model": self.model_name,
-                                    "normalize": scoring.normalize, "aggregate": scoring.aggregate}
+                                    "direction": scoring.direction, "normalize": scoring.normalize,
+                                    "aggregate": scoring.aggregate}
         if state.fitted is not None:
             fit, norm, agg = state.fitted
             document["fitted"] = {**fit.as_dict(), "normalize": norm, "aggregate": agg}
@@ -178,4 +180,5 @@ class Calibrator:
         write_calibration_file(path, document)
 
     def load(self, path: str | Path) -> None:
-        self.state.load(path, self.config.label_names, self.model_name, source=self.config.source)
+        self.state.load(path, self.config.label_names, self.model_name, direction=self.config.scoring.direction,
+                        source=self.config.source)

@@ -254,6 +254,56 @@ def test_calibration_file_relative_to_the_config(tmp_path: Path) -> None:
         loaded.probabilities(loaded.raw_scores(texts), normalize="chars")
 
 
+CHANNEL = {**CONFIG, "prompt": "Sentiment: {label}\nReview: {text}", "scoring": {"direction": "channel"}}
+FIT_TEXTS = ["good fun", "bad acting", "good", "bad", "great good", "so bad", "good film", "bad film"]
+
+
+def test_a_calibration_file_records_its_direction_and_the_other_direction_refuses_it(tmp_path: Path) -> None:
+    import yaml
+
+    conf = tmp_path / "conf"
+    direct = fake_classifier(tmp_path).fit(FIT_TEXTS, [0, 1] * 4)
+    direct.save_calibration(conf / "direct.json")
+    channel = Classifier(load_config(CHANNEL), direct.backend).fit(FIT_TEXTS, [0, 1] * 4)
+    channel.save_calibration(conf / "channel.json")
+    assert json.loads((conf / "direct.json").read_text())["direction"] == "direct"
+    assert json.loads((conf / "channel.json").read_text())["direction"] == "channel"
+
+    def loaded(base: dict, file: str) -> Classifier:
+        config_path = conf / "config.yaml"
+        config_path.write_text(yaml.safe_dump({**base, "scoring": {**base.get("scoring", {}), "calibration": "fitted",
+                                                                  "calibration_file": file}}, sort_keys=False))
+        return Classifier(load_config(config_path), direct.backend)
+
+    assert loaded(CONFIG, "direct.json").fitted_ == direct.fitted_
+    assert loaded(CHANNEL, "channel.json").fitted_ == channel.fitted_
+    for base, file, made, used in ((CHANNEL, "direct.json", "direct", "channel"),
+                                   (CONFIG, "channel.json", "channel", "direct")):
+        with pytest.raises(ConfigError) as error:
+            loaded(base, file).fitted_  # noqa: B018 - the file is read on first use
+        message = str(error.value)
+        assert error.value.key == "scoring.calibration_file" and f"{file} was fitted with" in message
+        assert f"scoring.direction: {made}" in message and f"scoring.direction: {used}" in message
+        assert f"lpclassify calibrate -c {conf / 'config.yaml'} -i LABELLED.jsonl -o" in message
+        with pytest.raises(ConfigError, match=r"scoring\.direction: channel"):  # Classifier.load_calibration too
+            Classifier(load_config(base), direct.backend).load_calibration(conf / file)
+
+
+def test_a_calibration_file_without_a_direction_is_a_direct_one(tmp_path: Path) -> None:
+    """Files written before the direction was recorded keep working with direct configs."""
+    clf = fake_classifier(tmp_path).fit(FIT_TEXTS, [0, 1] * 4)
+    path = tmp_path / "old.json"
+    clf.save_calibration(path)
+    data = json.loads(path.read_text())
+    del data["direction"]
+    path.write_text(json.dumps(data))
+    old = fake_classifier(tmp_path, calibration="fitted").load_calibration(path)
+    raw = clf.raw_scores(FIT_TEXTS)
+    np.testing.assert_array_equal(old.probabilities(raw), clf.probabilities(raw))
+    with pytest.raises(ConfigError, match=r"with scoring\.direction: direct, but .* scoring\.direction: channel"):
+        Classifier(load_config(CHANNEL), clf.backend).load_calibration(path)
+
+
 def test_a_new_calibration_method_is_one_module_and_one_registry_line(tmp_path: Path) -> None:
     from toy_calibration import Shrink
 

@@ -248,6 +248,7 @@ def test_calibrate_command(cli_files, loader: Loader, tmp_path: Path, capsys: py
     assert "temperature" in capsys.readouterr().out
     document = json.loads(output.read_text())
     assert set(document) >= {"fitted", "domain", "labels"} and len(document["domain"]["inputs"]) == 20
+    assert document["direction"] == "direct"
     clf = loader(load_config(config), ModelRequest())
     assert clf.fitted_ is not None and clf.fitted_.n_examples == len(TEXTS)
     report = evaluation.evaluate(clf, TEXTS, LABELS)

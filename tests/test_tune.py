@@ -318,6 +318,7 @@ def test_a_chosen_domain_calibration_is_written_with_its_inputs(tmp_path: Path) 
     assert [p.name for p in written] == ["best.yaml", "best.calibration.json"]
     loaded = Classifier(load_config(tmp_path / "best.yaml"), CharBackend(length_penalty=1.0))
     assert loaded.config.scoring.calibration_file == "best.calibration.json"
+    assert json.loads((tmp_path / "best.calibration.json").read_text())["direction"] == "direct"
     # the YAML keeps the bias and temperature to its own precision: compare with the loaded ones
     plain = replace(loaded.config, scoring=replace(loaded.config.scoring, calibration_file=None))
     direct = replace(domain, config=plain).classifier(CharBackend(length_penalty=1.0))

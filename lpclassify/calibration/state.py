@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .bias_temperature import FittedCalibration
-from .store import read_calibration_file
+from .store import calibration_direction, read_calibration_file
 
 log = logging.getLogger("lpclassify")
 
@@ -28,8 +28,13 @@ class CalibrationState:
     domain_inputs: tuple[str, ...] | None = None
     domain_stored_prior: tuple[np.ndarray, tuple[Any, Any, Any]] | None = None  # (prior, (normalize, aggregate, model))
 
-    def load(self, path: str | Path, labels: tuple[str, ...], model_name: str | None, *, source: str) -> None:
-        """Take the fitted parameters and/or domain prior of a calibration file (ConfigError if unusable)."""
+    def load(self, path: str | Path, labels: tuple[str, ...], model_name: str | None, *, direction: str,
+             source: str) -> None:
+        """Take the fitted parameters and/or domain prior of a calibration file (ConfigError if unusable).
+
+        ``direction`` is the config's ``scoring.direction``: parameters fitted on P(label | input)
+        mean nothing for P(input | label) and the other way round, so a file of the other one is refused.
+        """
         key = "scoring.calibration_file"
         try:
             data = read_calibration_file(path)
@@ -41,6 +46,13 @@ class CalibrationState:
         if list(data["labels"]) != list(labels):  # type: ignore[call-overload]
             raise ConfigError(f"{path} was made for labels {data['labels']}, not {list(labels)}; "
                               "rerun `lpclassify calibrate`", source=source, key=key)
+        made = calibration_direction(data)
+        if made != direction:
+            config = source if source != "<mapping>" else "CONFIG"
+            refit = f"lpclassify calibrate -c {config} -i LABELLED.jsonl -o {path}"
+            raise ConfigError(f"{path} was fitted with scoring.direction: {made}, but this config scores with "
+                              f"scoring.direction: {direction}; its parameters do not apply to {direction} scores: "
+                              f"refit it with `{refit}`", source=source, key=key)
         if data.get("model") not in (None, model_name):
             log.warning("calibration file %s was made with model %s, not %s", path, data.get("model"), model_name)
         try:

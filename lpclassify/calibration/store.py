@@ -3,7 +3,10 @@
 * Reference-score files: a cache of input-independent model outputs (content-free inputs, the
   neutral context, domain inputs), one file per (model file, rendered prompt + completions).
 * Calibration files: fitted parameters and domain priors written by ``lpclassify calibrate``,
-  read through ``scoring.calibration_file``.
+  read through ``scoring.calibration_file``. Besides the parameters, a file records what they were
+  fitted under, so that a config they do not fit is told so: ``labels`` (refused if different),
+  ``model`` (a warning), ``normalize``/``aggregate`` (fitted parameters refused, a stored domain
+  prior recomputed) and ``direction`` (``scoring.direction``; refused if different).
 """
 
 from __future__ import annotations
@@ -79,6 +82,17 @@ def write_calibration_file(path: str | os.PathLike[str], document: Mapping[str, 
     body = {"format": CALIBRATION_FORMAT, "version": 1, **document}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, body, indent=2)
+
+
+def calibration_direction(data: Mapping[str, object]) -> object:
+    """The ``scoring.direction`` a calibration file was fitted under.
+
+    Files written before the direction was recorded have no ``direction`` key and are read as
+    ``direct``: that is what they were (``lpclassify calibrate`` failed on channel configs, at the
+    domain prior), so they keep working with direct configs. A channel fit saved through the Python
+    API in that time reads as direct too, and its channel config refuses it: refit, as the error says.
+    """
+    return data.get("direction", "direct")
 
 
 def read_calibration_file(path: str | os.PathLike[str]) -> dict[str, object]:

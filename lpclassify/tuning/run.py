@@ -96,7 +96,7 @@ class TuneResult:
             return None
         scoring = self.config.scoring
         setting = {"normalize": scoring.normalize, "aggregate": scoring.aggregate}
-        return {"labels": list(self.config.label_names), **setting,
+        return {"labels": list(self.config.label_names), "direction": scoring.direction, **setting,
                 "domain": {"inputs": list(self.domain_inputs), **setting}}
 
     def classifier(self, backend: Backend) -> Classifier:
