@@ -153,7 +153,8 @@ class Calibrator:
             raise InputError(f"fit needs one label per text (got {len(raw.logprobs)} texts, {len(labels)} labels)")
         y = label_indices(labels, self.config.label_names)
         fit = calibration.fit_bias_temperature(safe_log(self.probabilities(raw, calibrate=False)), y)
-        self.state.fitted = (fit, self.config.scoring.normalize, self.config.scoring.aggregate)
+        # label_aggregate: what the fit was made on (channel turns logsumexp into a log-mean)
+        self.state.fitted = (fit, self.config.scoring.normalize, self.config.scoring.label_aggregate)
         self.use("fitted")
 
     # ------------------------------------------------------------------ files

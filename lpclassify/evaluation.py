@@ -84,7 +84,7 @@ def method_probabilities(clf: Classifier, raw: RawScores, texts: Sequence[Input]
     method_ = calibration.get(method)
     if method_.needs_labels:
         own = clf.calibration_state.fitted
-        if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.aggregate):
+        if use_own_fit and own is not None and own[1:] == (normalize, clf.config.scoring.label_aggregate):
             return clf.probabilities(raw, method=method, normalize=normalize), \
                 f"the classifier's own fit ({own[0].n_examples} examples; in-sample if fitted on these texts)"
         log_probs = safe_log(clf.probabilities(raw, calibrate=False, normalize=normalize))

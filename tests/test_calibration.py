@@ -289,6 +289,19 @@ def test_a_calibration_file_records_its_direction_and_the_other_direction_refuse
             Classifier(load_config(base), direct.backend).load_calibration(conf / file)
 
 
+def test_a_channel_fit_is_used_in_process_and_through_its_file(tmp_path: Path) -> None:
+    """Channel's logsumexp is a log-mean over verbalizations: the fit records what it was made on."""
+    channel = Classifier(load_config(CHANNEL), fake_classifier(tmp_path).backend)
+    raw = channel.raw_scores(FIT_TEXTS)
+    before = channel.probabilities(raw, calibrate=False)
+    fitted = channel.fit(FIT_TEXTS, [0, 1] * 4).probabilities(raw)
+    assert not np.allclose(fitted, before)
+    channel.save_calibration(tmp_path / "channel.json")
+    again = Classifier(load_config({**CHANNEL, "scoring": {"direction": "channel", "calibration": "fitted"}}),
+                       channel.backend).load_calibration(tmp_path / "channel.json")
+    np.testing.assert_array_equal(again.probabilities(raw), fitted)
+
+
 def test_a_calibration_file_without_a_direction_is_a_direct_one(tmp_path: Path) -> None:
     """Files written before the direction was recorded keep working with direct configs."""
     clf = fake_classifier(tmp_path).fit(FIT_TEXTS, [0, 1] * 4)

@@ -255,6 +255,26 @@ def test_calibrate_command(cli_files, loader: Loader, tmp_path: Path, capsys: py
     assert report.method == "fitted" and "own fit" in report.note
 
 
+def test_calibrate_command_on_a_channel_config(cli_files, loader: Loader, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Channel scoring has no domain prior: the file holds the fit and says it was fitted on channel scores."""
+    import yaml
+
+    config, data = cli_files
+    output = tmp_path / "channel.calibration.json"
+    config.write_text(yaml.safe_dump({**CONFIG, "prompt": "Sentiment: {label}\nReview: {text}", "scoring": {
+        "direction": "channel", "calibration": "fitted", "calibration_file": output.name}}, sort_keys=False))
+    assert cli.main(["calibrate", "-c", str(config), "-i", str(data), "--label-field", "label_name",
+                     "-o", str(output)], load_classifier=loader) == 0
+    out = capsys.readouterr().out
+    assert "temperature" in out and "domain" not in out
+    document = json.loads(output.read_text())
+    assert document["direction"] == "channel" and "fitted" in document and "domain" not in document
+    clf = loader(load_config(config), ModelRequest())
+    report = evaluation.evaluate(clf, TEXTS, LABELS)
+    assert report.method == "fitted" and "own fit" in report.note
+
+
 def _has_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401

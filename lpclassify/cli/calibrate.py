@@ -65,17 +65,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         out.write(f"fitted on {fit.n_examples} examples: temperature {fit.temperature:.3f}; "
                   f"wrote {args.write_config}\n")
         return EXIT_OK
-    clf.fit_domain(texts, n_samples=args.domain_samples, seed=args.seed)
+    # Channel scoring has no domain prior (config/direction.py says why): its file holds the fit only.
+    domain = not clf.config.scoring.channel
+    if domain:
+        clf.fit_domain(texts, n_samples=args.domain_samples, seed=args.seed)
     try:
         clf.save_calibration(args.output)
     except OSError as exc:
         raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
-    prior = clf.domain_prior()
     out.write(f"fitted on {fit.n_examples} examples: temperature {fit.temperature:.3f}, bias "
               + ", ".join(f"{name} {b:+.3f}" for name, b in zip(clf.config.label_names, fit.bias, strict=True))
               + f"\nlog-loss on these examples: {fit.log_loss_before:.4f} -> {fit.log_loss_after:.4f}\n")
-    out.write("domain prior: " + ", ".join(f"{name} {p:.3f}" for name, p in
-                                            zip(clf.config.label_names, prior, strict=True)) + "\n")
+    if domain:
+        out.write("domain prior: " + ", ".join(f"{name} {p:.3f}" for name, p in
+                                                zip(clf.config.label_names, clf.domain_prior(), strict=True)) + "\n")
     config_dir = Path(args.config).resolve().parent
     try:
         relative = Path(args.output).resolve().relative_to(config_dir)
@@ -83,8 +86,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         relative = Path(args.output).resolve()
     if args.write_config:
         out.write(f"wrote {args.write_config} (the config with this bias and temperature in it)\n")
-    out.write(f"wrote {args.output}; use it with, in the config:\n  scoring:\n    calibration: fitted   # or domain\n"
-              f"    calibration_file: {relative}\n")
+    out.write(f"wrote {args.output}; use it with, in the config:\n  scoring:\n    calibration: fitted"
+              f"{'   # or domain' if domain else ''}\n    calibration_file: {relative}\n")
     return EXIT_OK
 
 
