@@ -1,11 +1,13 @@
 """Candidate configs on a dev set, as used to choose the shipped configs (issue 24).
 
     python benchmarks/dev_compare.py TASK CANDIDATE.yaml [CANDIDATE.yaml ...]   (LIMIT=N: first N dev rows)
+    DEV=FILE.jsonl TAIL=N LIMIT=N python benchmarks/dev_compare.py ...   (another labelled file, its last N rows)
 
 Scores benchmarks/data/TASK/dev.jsonl once per candidate (one thread: the machine is shared) and
 prints the accuracy as configured, its first wrong answers, and every label-free calibration plus
 a 5-fold cross-validated fitted bias/temperature on the same scores (``lpclassify eval --compare``'s
-rows). Multi-label candidates: each label's mean yes-probability on texts with and without it, and
+rows), and the same methods on the rows marked ``"obvious": true`` where the file marks any.
+Multi-label candidates: each label's mean yes-probability on texts with and without it, and
 exact-set accuracy, micro-F1 and false-positive rates with the configured thresholds, with
 thresholds fitted for F1 on all the rows (what ``lpclassify calibrate --write-config`` writes), and
 with thresholds fitted on three quarters and applied to the fourth (4-fold, an honest estimate;
@@ -75,7 +77,7 @@ def multi(config, probs, rows, labels) -> None:
 
 
 def single(clf, config, raw, rows, texts, labels) -> None:
-    from lpclassify.evaluation import compare
+    from lpclassify.evaluation import compare, method_probabilities
 
     probs = clf.probabilities(raw)
     names = config.label_names
@@ -88,6 +90,14 @@ def single(clf, config, raw, rows, texts, labels) -> None:
         print("   x", w)
     rows_c = compare(clf, texts, labels, raw=raw, normalizations=(config.scoring.normalize,), few_shot=0)
     print("  compare:", {r.method: round(r.accuracy, 3) for r in rows_c})
+    obvious = np.array([bool(r.get("obvious")) for r in rows])
+    if obvious.any():  # the same methods on the rows marked "obvious" (what trust.py's first figure reads)
+        y = np.array([names.index(label) for label in labels])
+        right_by = {}
+        for method in dict.fromkeys(r.method for r in rows_c):  # the methods compare ran (channel: fewer)
+            p, _ = method_probabilities(clf, raw, texts, y, method, config.scoring.normalize, use_own_fit=False)
+            right_by[method] = round(float((p.argmax(axis=1) == y)[obvious].mean()), 3)
+        print(f"  obvious ({int(obvious.sum())} rows):", right_by)
 
 
 def main() -> None:
@@ -98,7 +108,12 @@ def main() -> None:
     from lpclassify.models import resolve_model
 
     task, paths = sys.argv[1], sys.argv[2:]
-    rows = read_rows(ROOT / "benchmarks" / "data" / task / "dev.jsonl")[:int(os.environ.get("LIMIT", "64"))]
+    if os.environ.get("DEV"):  # another labelled file (label or label_name); TAIL=N: its last N rows
+        rows = [{**r, "label": r.get("label_name", r["label"])} for r in read_rows(Path(os.environ["DEV"]))]
+        rows = rows[-int(os.environ["TAIL"]):] if os.environ.get("TAIL") else rows
+    else:
+        rows = read_rows(ROOT / "benchmarks" / "data" / task / "dev.jsonl")
+    rows = rows[:int(os.environ.get("LIMIT", "64"))]
     for path in paths:
         config = load_config(path)
         clf = Classifier(config, shared_backend(resolve_model(config.model), n_ctx=config.runtime.n_ctx, threads=1))
