@@ -202,7 +202,8 @@ class Engine:
         assert self.ops is not None
         packer = Packer(self.ops, self.cells, self.decode, self.decoder.log_probs,
                         free_seqs=[seq for seq in TEXT_SEQS if seq not in {plan.waves[0].seq for plan in plans}],
-                        scratch_seq=SCRATCH_SEQS[-1], max_outputs=limits.max_outputs, n_batch=limits.n_batch)
+                        scratch_seq=SCRATCH_SEQS[-1], max_outputs=limits.max_outputs, n_batch=limits.n_batch,
+                        shared_outputs=limits.shared_outputs)
         try:
             values = packer.run(plans)
             self.cells.trim(attention_span(packer.end))

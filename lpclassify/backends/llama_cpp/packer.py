@@ -47,7 +47,16 @@ from typing import Any, Protocol
 
 from ...tokenization import common_prefix_length
 from .kv_cells import BUSY, FREE, PINNED, KvCells, Placement, Row
-from .planner import MIN_DECODE_TOKENS, NodeValues, TextPlan, attention_span, trie_leaves, wave_rows
+from .planner import (
+    EXACT_OUTPUTS,
+    MIN_DECODE_TOKENS,
+    NodeValues,
+    TextPlan,
+    attention_span,
+    output_cap,
+    trie_leaves,
+    wave_rows,
+)
 
 BLOCK = 16  # ggml's CPU softmax block (AVX-512; 8 on AVX2 divides it)
 # Regions go into the cells above the batch's prompts, up to this many more than their span:
@@ -114,11 +123,13 @@ class Packer:
     """Runs a batch of laid-out texts (:class:`~.planner.TextPlan`, first wave only used) packed."""
 
     def __init__(self, ops: Ops, cells: KvCells, decode: Any, read: Any, *, free_seqs: Sequence[int],
-                 scratch_seq: int, max_outputs: int, n_batch: int, region_span: int = REGION_SPAN) -> None:
+                 scratch_seq: int, max_outputs: int, n_batch: int, region_span: int = REGION_SPAN,
+                 shared_outputs: int = EXACT_OUTPUTS) -> None:
         self.ops, self.cells, self._decode, self._read = ops, cells, decode, read
         self.free_seqs = list(free_seqs)
         self.scratch_seq = scratch_seq
         self.max_outputs, self.n_batch, self.region_span = max_outputs, n_batch, region_span
+        self.shared_outputs = shared_outputs  # logit rows of a decode of several regions: the oracle's
         self.end = 0  # one past the highest cell any decode used
 
     def run(self, plans: Sequence[TextPlan]) -> list[NodeValues]:
@@ -181,7 +192,8 @@ class Packer:
 
     def _choose(self, states: list[TextState], floor: int) -> list[Region]:
         """The next decode's regions: ready branches, texts in turn, depth-first within a text,
-        while sequences, logit rows, tokens and the region span allow."""
+        while sequences, logit rows (``output_cap``: as many as the oracle reads), tokens and the
+        region span allow."""
         limit = min(self.cells.n_cells, attention_span(floor) + self.region_span)
         taken: set[int] = set()
         regions: list[Region] = []
@@ -198,7 +210,8 @@ class Packer:
                 leaf, kept = state.pending[cursors[i]]
                 reads = sum(1 for d in range(len(kept) + 1, len(leaf) + 1) if leaf[:d] in state.plan.reads_at)
                 fresh = len(leaf) - len(kept)
-                if outputs + reads > self.max_outputs or tokens + fresh > self.n_batch - MIN_DECODE_TOKENS:
+                if (outputs + reads > output_cap(self.max_outputs, self.shared_outputs, len(regions) + 1)
+                        or tokens + fresh > self.n_batch - MIN_DECODE_TOKENS):
                     continue
                 first = self._find_cells(state, leaf, floor, limit, taken)
                 if first is None:
