@@ -73,8 +73,9 @@ class TextPlan:
     many labels. A branch goes into the cells right after the prompt, exactly as in a lone
     evaluation: two branches of one text in one decode would need cells elsewhere, and a text's
     keys split over other 16-cell softmax blocks sum in another order (a 0.05-nat difference on
-    Gemma 3). The waves of several texts share decodes. (:mod:`.packer`, opt-in, uses only
-    wave 0, the prompt with its first branch, and packs the other branches.)
+    Gemma 3). The waves of several texts share decodes. (:mod:`.packer`, the default for
+    exhaustive scoring, uses only wave 0, the prompt with its first branch, and packs the other
+    branches.)
     Two sequence ids serve any number of branches: each wave copies the kept prompt and prefix
     from the previous wave's sequence onto its own.
     """
