@@ -69,6 +69,11 @@ def test_fits_respects_every_limit() -> None:
     four = plan_text(text((1, 2, 3), (1, 2, 4), (5,)), reused=0, start=64, first_seq=2)
     assert four.n_outputs == 3 and EXACT_OUTPUTS == 7
     assert fits([a, four], 0, Limits(8, 128, 4096)) and not fits([four, four, four], 0, Limits(8, 128, 4096))
+    # the rows a decode reads add up wave by wave: these two texts peak in different decodes
+    early = plan_text(text((1, 2, 3, 4), (5, 6)), reused=0, start=0, first_seq=1)
+    late = plan_text(text((1, 2), (5, 6, 7, 8, 9)), reused=0, start=64, first_seq=3)
+    assert [w.n_outputs for w in early.waves] == [4, 1] and [w.n_outputs for w in late.waves] == [2, 4]
+    assert fits([early, late], 0, Limits(8, 128, 4096)) and not fits([early, early], 0, Limits(8, 128, 4096))
 
 
 def test_any_number_of_branches_takes_two_sequence_ids_and_each_node_once() -> None:

@@ -240,10 +240,18 @@ def fits(plans: Sequence[TextPlan], base: int, limits: Limits) -> bool:
     (Gemma 3, 77 labels, 8 AG News texts per decode).
     """
     return (len(plans) <= max(1, limits.batch_size) and plans[-1].seqs[-1] <= TEXT_SEQS[-1]
-            and sum(plan.n_outputs for plan in plans)
-            <= output_cap(limits.max_outputs, limits.shared_outputs, len(plans))
+            and shared_outputs(plans) <= output_cap(limits.max_outputs, limits.shared_outputs, len(plans))
             and plans[-1].end - base <= limits.n_batch - MIN_DECODE_TOKENS
             and attention_span(plans[-1].end) <= attention_span(plans[0].end))
+
+
+def shared_outputs(plans: Sequence[TextPlan]) -> int:
+    """The most logit rows one decode of these texts reads: wave k of each text in decode k
+    (a searched text's waves are not known yet: its most rows in every decode)."""
+    if any(plan.open_ended for plan in plans):
+        return sum(plan.n_outputs for plan in plans)
+    return max(sum(plan.waves[k].n_outputs for plan in plans if k < plan.n_waves)
+               for k in range(max(plan.n_waves for plan in plans)))
 
 
 def output_cap(max_outputs: int, shared_outputs: int, n_parts: int) -> int:
