@@ -102,7 +102,7 @@ def test_a_searched_text_reserves_room_for_any_branch_and_reads_each_node_once()
     plan = plan_open(text((7, 8, 9), (7, 8, 5, 6), (7, 2), (3, 1, 2)), reused=2, start=64, first_seq=3)
     # before the search, the prompt alone; cells, sequences and rows are reserved for the longest branch
     assert [wave.leaf for wave in plan.waves] == [()] and plan.seqs == [3, 4]
-    assert plan.end == 64 + 2 + 3 and plan.n_outputs == 4
+    assert plan.end == 64 + 2 + 3 and plan.n_outputs == 3  # a wave reads the prompt's row, or a branch's nodes
     values = {(): {7: -1.0, 3: -2.0}}
     add_wave(plan, (7, 8, 5), values)  # the chooser's pick after the prompt's row
     add_wave(plan, (7, 8), {**values, (7,): {}, (7, 8): {}, (7, 8, 5): {}})  # all read: keeps, reads nothing

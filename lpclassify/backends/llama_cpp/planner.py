@@ -116,8 +116,8 @@ class TextPlan:
     @property
     def n_outputs(self) -> int:
         """The most logit rows one of its waves reads."""
-        if self.open_ended:
-            return self.longest_leaf + 1
+        if self.open_ended:  # the prompt's row alone, then at most a branch's nodes
+            return max(1, self.longest_leaf)
         return max(wave.n_outputs for wave in self.waves)
 
     @property
