@@ -150,10 +150,10 @@ def measure_top_k(clf: Classifier, texts: list[str], exhaustive: list, engine_s:
 
 
 def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: bool = False,
-            threads: int | None = None, compare_packed: bool = False) -> dict:
+            threads: int | None = None, compare_waves: bool = False) -> dict:
     """One label count, in this process (``quick``: no reference loop, prompt-once loop or
-    end-to-end run: the engine, exhaustive and searched, only; ``compare_packed``: the engine
-    again with many branches per decode, LPCLASSIFY_PACK=1's plan, on the same backend)."""
+    end-to-end run: the engine, exhaustive and searched, only; ``compare_waves``: the engine
+    again with one trie branch of a text per decode, LPCLASSIFY_PACK=0's plan, on the same backend)."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from prompt_once import timed as prompt_once
@@ -174,23 +174,23 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
     engine = backend.score(encoded, prefix=clf.scorer.prefix)
     engine_s = time.perf_counter() - start
     stats = {k: v - before[k] for k, v in backend.stats.as_dict().items()}
-    packed: dict = {}
-    if compare_packed:  # the same texts, many branches per decode (LPCLASSIFY_PACK=1's plan), after a warm-up
-        backend._engine.pack = True
-        backend.score(encoded[:1], prefix=clf.scorer.prefix)  # the branch regions' cells become filler
+    waves: dict = {}
+    if compare_waves:  # the same texts, one branch of a text per decode (LPCLASSIFY_PACK=0's plan), after a warm-up
+        packing, backend._engine.pack = backend._engine.pack, False
+        backend.score(encoded[:1], prefix=clf.scorer.prefix)
         before = dict(backend.stats.as_dict())
         start = time.perf_counter()
-        packed_scores = backend.score(encoded, prefix=clf.scorer.prefix)
-        packed_s = time.perf_counter() - start
-        backend._engine.pack = False
+        wave_scores = backend.score(encoded, prefix=clf.scorer.prefix)
+        waves_s = time.perf_counter() - start
+        backend._engine.pack = packing
         p = {k: v - before[k] for k, v in backend.stats.as_dict().items()}
-        packed = {"packed_texts_per_s": n_texts / packed_s, "packed_decodes_per_text": p["decode_calls"] / n_texts,
-                  "packed_tokens_per_decode": p["tokens_decoded"] / p["decode_calls"],
-                  "packed_padding_per_text": p["padding_tokens"] / n_texts, "packed_speedup": engine_s / packed_s,
-                  "packed_seconds": packed_s,
-                  "packed_bit_identical": all(np.array_equal(a, b, equal_nan=True)
-                                              for x, y in zip(engine, packed_scores, strict=True)
-                                              for a, b in zip(x, y, strict=True))}
+        waves = {"waves_texts_per_s": n_texts / waves_s, "waves_decodes_per_text": p["decode_calls"] / n_texts,
+                 "waves_tokens_per_decode": p["tokens_decoded"] / p["decode_calls"],
+                 "waves_padding_per_text": p["padding_tokens"] / n_texts, "engine_speedup_vs_waves": waves_s / engine_s,
+                 "waves_seconds": waves_s,
+                 "waves_bit_identical": all(np.array_equal(a, b, equal_nan=True)
+                                            for x, y in zip(engine, wave_scores, strict=True)
+                                            for a, b in zip(x, y, strict=True))}
     pinned = backend.n_pinned
     minimal = sum(len(t.prompt) - pinned + len({c.tokens[:d] for c in t.candidates for d in range(1, len(c.tokens))})
                   for t in encoded)
@@ -239,8 +239,8 @@ def measure(model: str, count: int, n_texts: int, name: str = "agnews", quick: b
                                               for e, o in zip(engine, once_scores, strict=True)
                                               for v, s in zip(e, o, strict=False)), default=float("nan")),
         **top_k,
-        **packed,
-        **({"packed_efficiency": (minimal / packed["packed_seconds"]) / raw_rate} if packed else {}),
+        **waves,
+        **({"waves_efficiency": (minimal / waves["waves_seconds"]) / raw_rate} if waves else {}),
     }
 
 
@@ -316,13 +316,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="the engine only (exhaustive and top-k): no reference, prompt-once or end-to-end run")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: the runtime's)")
-    parser.add_argument("--compare-packed", action="store_true",
-                        help="also time the engine with many branches per decode (LPCLASSIFY_PACK=1's plan)")
+    parser.add_argument("--compare-waves", action="store_true",
+                        help="also time the engine with one trie branch of a text per decode "
+                             "(LPCLASSIFY_PACK=0's plan)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args.model, args.worker, args.texts, args.workload, args.quick, args.threads,
-                                 args.compare_packed)))
+                                 args.compare_waves)))
         return
     measured_on = provenance()  # before the run: the code the workers load
     rows = []
@@ -331,21 +332,21 @@ def main() -> None:
         command = [sys.executable, __file__, "--worker", str(count), "--texts", str(args.texts), "--model",
                    args.model, "--workload", args.workload] + (["--quick"] if args.quick else []) \
             + (["--threads", str(args.threads)] if args.threads else []) \
-            + (["--compare-packed"] if args.compare_packed else [])
+            + (["--compare-waves"] if args.compare_waves else [])
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         rows.append(r)
         print(table_row(r), flush=True)
-    if args.compare_packed:
-        print("\none branch per decode (default) -> packed (LPCLASSIFY_PACK=1), same worker, same texts:\n"
+    if args.compare_waves:
+        print("\none branch per decode (LPCLASSIFY_PACK=0) -> packed (default), same worker, same texts:\n"
               "| labels | decodes/text | tokens/decode | padding/text | efficiency | speed-up | bit-identical |\n"
               "|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['labels']} | {r['decodes_per_text']:.1f} -> {r['packed_decodes_per_text']:.1f} "
-                  f"| {r['tokens_per_decode']:.1f} -> {r['packed_tokens_per_decode']:.1f} "
-                  f"| {r['padding_per_text']:.1f} -> {r['packed_padding_per_text']:.1f} "
-                  f"| {r['efficiency']:.2f} -> {r['packed_efficiency']:.2f} | {r['packed_speedup']:.2f}x "
-                  f"| {r['packed_bit_identical']} |")
+            print(f"| {r['labels']} | {r['waves_decodes_per_text']:.1f} -> {r['decodes_per_text']:.1f} "
+                  f"| {r['waves_tokens_per_decode']:.1f} -> {r['tokens_per_decode']:.1f} "
+                  f"| {r['waves_padding_per_text']:.1f} -> {r['padding_per_text']:.1f} "
+                  f"| {r['waves_efficiency']:.2f} -> {r['efficiency']:.2f} | {r['engine_speedup_vs_waves']:.2f}x "
+                  f"| {r['waves_bit_identical']} |")
     print_targets(rows)
     path = args.json or ROOT / "benchmarks" / "reports" / f"labels-{args.workload}-n{args.texts}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

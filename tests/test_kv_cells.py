@@ -266,7 +266,8 @@ def test_many_labels_in_waves_land_where_planned_and_keep_the_cache_in_step(n_sw
     rng = random.Random(5)
     cells, memory = make(n_cells=4096, n_swa=n_swa)
     pin(cells, memory, 48)
-    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600)
+    # shared_outputs=64: many texts per decode (where rows land; the kernels' cap is not at stake here)
+    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600, shared_outputs=64)
     paddings = []
     for _ in range(6):
         plans = []
@@ -351,7 +352,8 @@ def test_packed_branches_see_exactly_what_the_oracle_sees(n_swa: int) -> None:
     assert memory.decode(placement.layout) == placement.cells
     cells.retire_padding(placement)
     cells.pin(48)
-    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600)
+    # shared_outputs=64: many branches per decode (where rows land; the kernels' cap is not at stake here)
+    limits = Limits(batch_size=4, max_outputs=64, n_batch=1600, shared_outputs=64)
     decodes = []
     for batch in range(6):
         plans, texts = [], []
@@ -378,7 +380,7 @@ def test_packed_branches_see_exactly_what_the_oracle_sees(n_swa: int) -> None:
         read = []
         packer = Packer(memory, cells, decode, lambda index, tokens, read=read: read.append(index) or {},
                         free_seqs=[s for s in range(1, 48) if s not in {p.waves[0].seq for p in plans}],
-                        scratch_seq=63, max_outputs=64, n_batch=1600)
+                        scratch_seq=63, max_outputs=64, n_batch=1600, shared_outputs=64)
         values = packer.run(plans)
         cells.trim(attention_span(packer.end))
         fed = sum(len({c.tokens[:d] for c in t.candidates for d in range(1, len(c.tokens))}) + len(t.prompt) - 48

@@ -80,3 +80,42 @@ def test_many_multi_label_questions_are_exact_and_minimal(smollm2_backend) -> No
                for text in TEXTS]
     assert len(trie_leaves(encoded[0])) == 80
     check_engine(backend, encoded, backend.tokenize("Message:", True))
+
+
+# An AG News text and two-word labels on which packed decodes of 8+ logit rows moved a few scores
+# off the oracle on Gemma 3 (" darfur region" by 2.2e-4 nats, " quarterly profit" by 1.2e-3).
+AG_NEWS = ("Fears for T N pension after talks Unions representing workers at Turner   Newall say they are "
+           "'disappointed' after talks with stricken parent firm Federal Mogul.")
+PHRASES = ["darfur region", "quarterly profit", "oil prices", "stock market", "world series", "prime minister",
+           "chief executive", "national league", "interest rates", "third quarter", "search engine",
+           "grand prix", "nuclear program", "open source", "red sox", "white house", "free agent",
+           "wall street", "united nations", "supreme court", "federal reserve", "space station",
+           "presidential election", "security council", "trade deficit", "pension fund", "labor union",
+           "parent company", "credit card", "profit warning"]
+
+
+def test_packed_decodes_equal_the_oracle_bit_for_bit(gemma_backend) -> None:
+    # exhaustive scoring packs many branches per decode, but never more logit rows than the oracle reads
+    from lpclassify.backends.llama_cpp.planner import EXACT_OUTPUTS
+
+    backend = gemma_backend
+    assert backend._engine.pack
+    encoded = [encode_candidates(backend.tokenize, f"News: {AG_NEWS}\nTopic in one or two words:",
+                                 [" " + phrase for phrase in PHRASES])]
+    rows = []
+    decode = backend._decoder.decode
+
+    def counting(placement):  # type: ignore[no-untyped-def]
+        rows.append(sum(row.logits for row in placement.layout))
+        decode(placement)
+
+    backend._decoder.decode = counting
+    try:
+        packed = backend.score(encoded, prefix=backend.tokenize("News:", True))
+    finally:
+        del backend._decoder.decode
+    waves = len(trie_leaves(encoded[0]))
+    assert max(rows) == EXACT_OUTPUTS and len(rows) < waves / 2  # full decodes, far fewer than one per branch
+    oracle = backend.score_reference(encoded)
+    for candidate, p, o in zip(encoded[0].candidates, packed[0], oracle[0], strict=True):
+        assert np.array_equal(p, o), f"{candidate.completion!r}: packed {p} vs oracle {o}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lpclassify.backends.llama_cpp.planner import (
+    EXACT_OUTPUTS,
     Limits,
     add_wave,
     attention_span,
@@ -63,6 +64,16 @@ def test_fits_respects_every_limit() -> None:
     assert attention_span(far.end) > attention_span(a.end) and not fits([a, far], 0, Limits(8, 128, 4096))
     long = plan_text(text(tuple(range(1, 40))), reused=0, start=0, first_seq=1)
     assert long.n_outputs == 39 and not fits([long], 0, Limits(8, 16, 4096))  # one branch's logit rows
+    assert fits([long], 0, Limits(8, 64, 4096))  # alone, a text may read up to max_outputs rows
+    # together, texts read no more rows per decode than the oracle does (EXACT_OUTPUTS)
+    four = plan_text(text((1, 2, 3), (1, 2, 4), (5,)), reused=0, start=64, first_seq=2)
+    assert four.n_outputs == 3 and EXACT_OUTPUTS == 7
+    assert fits([a, four], 0, Limits(8, 128, 4096)) and not fits([four, four, four], 0, Limits(8, 128, 4096))
+    # the rows a decode reads add up wave by wave: these two texts peak in different decodes
+    early = plan_text(text((1, 2, 3, 4), (5, 6)), reused=0, start=0, first_seq=1)
+    late = plan_text(text((1, 2), (5, 6, 7, 8, 9)), reused=0, start=64, first_seq=3)
+    assert [w.n_outputs for w in early.waves] == [4, 1] and [w.n_outputs for w in late.waves] == [2, 4]
+    assert fits([early, late], 0, Limits(8, 128, 4096)) and not fits([early, early], 0, Limits(8, 128, 4096))
 
 
 def test_any_number_of_branches_takes_two_sequence_ids_and_each_node_once() -> None:
@@ -81,14 +92,17 @@ def test_any_number_of_branches_takes_two_sequence_ids_and_each_node_once() -> N
     assert n_fed == len({c[:d] for c in completions for d in range(1, len(c))})  # every fed node once
     assert sorted(read) == sorted({c[:d] for c in completions for d in range(len(c))})  # every read prefix once
     many = [plan_text(text(*completions), reused=0, start=64 * k, first_seq=1 + 2 * k) for k in range(4)]
-    assert fits(many, 0, Limits(batch_size=8, max_outputs=128, n_batch=4096))  # texts of 60 waves share decodes
+    limits = Limits(batch_size=8, max_outputs=128, n_batch=4096)
+    assert many[0].n_outputs == 3  # the prompt's last row, then (5,) and (5, 0)
+    # texts of 60 waves share decodes, up to the oracle's logit rows per decode
+    assert fits(many[:2], 0, limits) and not fits(many[:3], 0, limits)
 
 
 def test_a_searched_text_reserves_room_for_any_branch_and_reads_each_node_once() -> None:
     plan = plan_open(text((7, 8, 9), (7, 8, 5, 6), (7, 2), (3, 1, 2)), reused=2, start=64, first_seq=3)
     # before the search, the prompt alone; cells, sequences and rows are reserved for the longest branch
     assert [wave.leaf for wave in plan.waves] == [()] and plan.seqs == [3, 4]
-    assert plan.end == 64 + 2 + 3 and plan.n_outputs == 4
+    assert plan.end == 64 + 2 + 3 and plan.n_outputs == 3  # a wave reads the prompt's row, or a branch's nodes
     values = {(): {7: -1.0, 3: -2.0}}
     add_wave(plan, (7, 8, 5), values)  # the chooser's pick after the prompt's row
     add_wave(plan, (7, 8), {**values, (7,): {}, (7, 8): {}, (7, 8, 5): {}})  # all read: keeps, reads nothing

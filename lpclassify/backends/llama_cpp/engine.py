@@ -3,10 +3,10 @@
 Every token is decoded at most once per text: the caller's static prompt prefix is decoded once
 and kept on sequence 0; each text continues after the longest common token prefix with it.
 The texts' tries are fed in waves (:mod:`.planner`), one branch of each text per decode,
-several texts per decode. With LPCLASSIFY_PACK=1, exhaustive scoring packs them instead
-(:mod:`.packer`, not yet bit-exact on Gemma 3): the prompts with their first branches in one
-decode, then many branches of several texts per decode, each in cells of its own beside a byte
-copy of the chain it continues. What goes into which cell
+several texts per decode. Exhaustive scoring packs them instead (:mod:`.packer`; LPCLASSIFY_PACK=0
+turns it off): the prompts with their first branches in one decode, then many branches of several
+texts per decode, each in cells of its own beside a byte copy of the chain it continues, up to
+as many logit rows per decode as the oracle reads (``EXACT_OUTPUTS``). What goes into which cell
 is :mod:`.kv_cells`'s job; one decode call is :mod:`.decoder`'s.
 """
 
@@ -54,11 +54,10 @@ class Engine:
                  ops: Ops | None = None) -> None:
         self._lib = lib
         self._memory = memory
-        # LPCLASSIFY_PACK=1: exhaustive scoring packs many branches into each decode (:mod:`.packer`).
-        # Off by default: on Gemma 3 a few packed rows still differ from the oracle in the last bits
-        # (up to 2.8e-3 nats, 3 of ~600 scores at 150 labels; SmolLM2 bit-identical), cause not found.
+        # Exhaustive scoring packs many branches into each decode (:mod:`.packer`), bit for bit as
+        # the oracle; LPCLASSIFY_PACK=0 falls back to one branch of a text per decode (the wave plan).
         self.ops = ops
-        self.pack = ops is not None and os.environ.get("LPCLASSIFY_PACK") == "1"
+        self.pack = ops is not None and os.environ.get("LPCLASSIFY_PACK") != "0"
         self.cells = cells
         self.decoder = decoder
         self._n_ctx = n_ctx
@@ -202,7 +201,8 @@ class Engine:
         assert self.ops is not None
         packer = Packer(self.ops, self.cells, self.decode, self.decoder.log_probs,
                         free_seqs=[seq for seq in TEXT_SEQS if seq not in {plan.waves[0].seq for plan in plans}],
-                        scratch_seq=SCRATCH_SEQS[-1], max_outputs=limits.max_outputs, n_batch=limits.n_batch)
+                        scratch_seq=SCRATCH_SEQS[-1], max_outputs=limits.max_outputs, n_batch=limits.n_batch,
+                        shared_outputs=limits.shared_outputs)
         try:
             values = packer.run(plans)
             self.cells.trim(attention_span(packer.end))

@@ -20,18 +20,16 @@ decode). A branch waits for the decode of the branch that introduced the deepest
 shares (for labels of 1-6 tokens: a few rounds); a region is retired right after its decode,
 and a saved chain is dropped once its last dependant has been restored.
 
-Status: opt-in (LPCLASSIFY_PACK=1). Every rule above is checked against a simulation of
-llama.cpp's cells, and SmolLM2's packed scores are bit-identical to the oracle; on Gemma 3 a few
-rows still differ in the last bits (AG News labels benchmark, 150 labels: 3 of ~600 scores, up
-to 2.8e-3 nats). Narrowed down on one of those texts: not the copy (decoding the copied cells
-again gives the same difference), not the cells (the layout alone is exact in a plain context,
-and 4 regions placed 512 cells higher are exact), not the row count (4 regions padded to 24
-rows are exact): it appears from 5-8 regions per decode on, and 4 regions whose padding rows
-also ask for logits reproduce it. So it is the number of *logit rows* in a decode: llama.cpp
-runs the last layer on the output rows only (inp_out_ids), and a row's last-layer result seems
-to depend on how many there are (the oracle reads 1-6 per decode). Next: find that threshold
-and cap logit rows per decode there (in the wave plan too, whose cap is max_outputs); until
-then packing stays opt-in.
+A decode of several regions reads at most ``EXACT_OUTPUTS`` (7) logit rows, as the oracle's
+decodes do (a completion's scored tokens): llama.cpp runs the last layer after attention on the
+logit rows only (inp_out_ids), and its matmuls give a row one result for 1-7 such rows and
+another for 8+. Without this cap 3 of 600 Gemma 3 scores moved (AG News, 150 labels, up to
+2.8e-3 nats); dumping the last layer's tensors of one sequence decoded alone with 7 and with 8
+logit rows, ``ffn_out`` (ffn_down, Q6_K) is the first to differ. SmolLM2 (Q4_1) never showed it.
+With the cap every checked score is bit-identical to the oracle on both models, and packing is
+the default for exhaustive scoring (LPCLASSIFY_PACK=0: one branch of a text per decode). The cap
+costs decodes: 150 labels, 4 AG News texts, Gemma 3: 3.0 decodes per text uncapped, 10.75 capped,
+28.5 for the wave plan.
 
 Pure Python but for the ``Ops`` it is given, so tests/test_kv_cells.py runs it against a
 simulation of llama.cpp's cell search.
@@ -47,7 +45,16 @@ from typing import Any, Protocol
 
 from ...tokenization import common_prefix_length
 from .kv_cells import BUSY, FREE, PINNED, KvCells, Placement, Row
-from .planner import MIN_DECODE_TOKENS, NodeValues, TextPlan, attention_span, trie_leaves, wave_rows
+from .planner import (
+    EXACT_OUTPUTS,
+    MIN_DECODE_TOKENS,
+    NodeValues,
+    TextPlan,
+    attention_span,
+    output_cap,
+    trie_leaves,
+    wave_rows,
+)
 
 BLOCK = 16  # ggml's CPU softmax block (AVX-512; 8 on AVX2 divides it)
 # Regions go into the cells above the batch's prompts, up to this many more than their span:
@@ -114,11 +121,13 @@ class Packer:
     """Runs a batch of laid-out texts (:class:`~.planner.TextPlan`, first wave only used) packed."""
 
     def __init__(self, ops: Ops, cells: KvCells, decode: Any, read: Any, *, free_seqs: Sequence[int],
-                 scratch_seq: int, max_outputs: int, n_batch: int, region_span: int = REGION_SPAN) -> None:
+                 scratch_seq: int, max_outputs: int, n_batch: int, region_span: int = REGION_SPAN,
+                 shared_outputs: int = EXACT_OUTPUTS) -> None:
         self.ops, self.cells, self._decode, self._read = ops, cells, decode, read
         self.free_seqs = list(free_seqs)
         self.scratch_seq = scratch_seq
         self.max_outputs, self.n_batch, self.region_span = max_outputs, n_batch, region_span
+        self.shared_outputs = shared_outputs  # logit rows of a decode of several regions: the oracle's
         self.end = 0  # one past the highest cell any decode used
 
     def run(self, plans: Sequence[TextPlan]) -> list[NodeValues]:
@@ -181,7 +190,8 @@ class Packer:
 
     def _choose(self, states: list[TextState], floor: int) -> list[Region]:
         """The next decode's regions: ready branches, texts in turn, depth-first within a text,
-        while sequences, logit rows, tokens and the region span allow."""
+        while sequences, logit rows (``output_cap``: as many as the oracle reads), tokens and the
+        region span allow."""
         limit = min(self.cells.n_cells, attention_span(floor) + self.region_span)
         taken: set[int] = set()
         regions: list[Region] = []
@@ -198,7 +208,8 @@ class Packer:
                 leaf, kept = state.pending[cursors[i]]
                 reads = sum(1 for d in range(len(kept) + 1, len(leaf) + 1) if leaf[:d] in state.plan.reads_at)
                 fresh = len(leaf) - len(kept)
-                if outputs + reads > self.max_outputs or tokens + fresh > self.n_batch - MIN_DECODE_TOKENS:
+                if (outputs + reads > output_cap(self.max_outputs, self.shared_outputs, len(regions) + 1)
+                        or tokens + fresh > self.n_batch - MIN_DECODE_TOKENS):
                     continue
                 first = self._find_cells(state, leaf, floor, limit, taken)
                 if first is None:

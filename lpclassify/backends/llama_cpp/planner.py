@@ -10,8 +10,9 @@ No llama.cpp here, so every rule is tested without a model (tests/test_planner.p
   ids per text (``Wave``, ``wave_copies``, ``wave_rows``, ``retire_wave``);
 * only rows whose next token is scored ask for logits: one per distinct read prefix, so a
   thousand one-token labels share one row;
-* texts share a decode only while the sequences, logit rows and cells allow, and while
-  llama.cpp's attention span stays where the first text puts it (``fits``).
+* texts share a decode only while the sequences, logit rows and cells allow (at most
+  ``EXACT_OUTPUTS`` logit rows, as the oracle reads), and while llama.cpp's attention span stays
+  where the first text puts it (``fits``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ N_SEQ_MAX = 128
 KV_STEP = 256  # llama.cpp pads the attended KV cells to a multiple of 256 (llama_kv_cache::get_n_kv)
 # Decodes shorter than this are padded; llama.cpp's CPU kernels agree for 8+ token batches.
 MIN_DECODE_TOKENS = 8
+# The same threshold on the other side: llama.cpp runs the last layer after attention on the logit
+# rows only (inp_out_ids), so its matmuls see one column per logit row, and a row's result is one
+# value for 1-7 logit rows per decode and another for 8+ (Gemma 3: its last ffn_down, Q6_K, moves a
+# few rows' logits, up to 2.8e-3 nats in log p; SmolLM2, Q4_1, showed no change). The oracle reads
+# a completion's scored tokens, 1-7 rows for completions under 8 tokens, so texts and branches
+# share a decode only while it reads at most this many rows.
+EXACT_OUTPUTS = 7
 
 # A trie node: the tokens after the prompt (() is the last prompt row) -> log p of each token read there.
 NodeValues = dict[tuple[int, ...], dict[int, float]]
@@ -65,8 +73,9 @@ class TextPlan:
     many labels. A branch goes into the cells right after the prompt, exactly as in a lone
     evaluation: two branches of one text in one decode would need cells elsewhere, and a text's
     keys split over other 16-cell softmax blocks sum in another order (a 0.05-nat difference on
-    Gemma 3). The waves of several texts share decodes. (:mod:`.packer`, opt-in, uses only
-    wave 0, the prompt with its first branch, and packs the other branches.)
+    Gemma 3). The waves of several texts share decodes. (:mod:`.packer`, the default for
+    exhaustive scoring, uses only wave 0, the prompt with its first branch, and packs the other
+    branches.)
     Two sequence ids serve any number of branches: each wave copies the kept prompt and prefix
     from the previous wave's sequence onto its own.
     """
@@ -107,8 +116,8 @@ class TextPlan:
     @property
     def n_outputs(self) -> int:
         """The most logit rows one of its waves reads."""
-        if self.open_ended:
-            return self.longest_leaf + 1
+        if self.open_ended:  # the prompt's row alone, then at most a branch's nodes
+            return max(1, self.longest_leaf)
         return max(wave.n_outputs for wave in self.waves)
 
     @property
@@ -118,11 +127,14 @@ class TextPlan:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one decode allows: texts, logit rows, tokens (``n_batch``)."""
+    """What one decode allows: texts, logit rows, tokens (``n_batch``), and the logit rows of a
+    decode that several texts or branches share (``shared_outputs``; one alone reads up to
+    ``max_outputs``)."""
 
     batch_size: int
     max_outputs: int
     n_batch: int
+    shared_outputs: int = EXACT_OUTPUTS
 
 
 def trie_leaves(text: EncodedText) -> list[tuple[int, ...]]:
@@ -228,9 +240,24 @@ def fits(plans: Sequence[TextPlan], base: int, limits: Limits) -> bool:
     (Gemma 3, 77 labels, 8 AG News texts per decode).
     """
     return (len(plans) <= max(1, limits.batch_size) and plans[-1].seqs[-1] <= TEXT_SEQS[-1]
-            and sum(plan.n_outputs for plan in plans) <= limits.max_outputs
+            and shared_outputs(plans) <= output_cap(limits.max_outputs, limits.shared_outputs, len(plans))
             and plans[-1].end - base <= limits.n_batch - MIN_DECODE_TOKENS
             and attention_span(plans[-1].end) <= attention_span(plans[0].end))
+
+
+def shared_outputs(plans: Sequence[TextPlan]) -> int:
+    """The most logit rows one decode of these texts reads: wave k of each text in decode k
+    (a searched text's waves are not known yet: its most rows in every decode)."""
+    if any(plan.open_ended for plan in plans):
+        return sum(plan.n_outputs for plan in plans)
+    return max(sum(plan.waves[k].n_outputs for plan in plans if k < plan.n_waves)
+               for k in range(max(plan.n_waves for plan in plans)))
+
+
+def output_cap(max_outputs: int, shared_outputs: int, n_parts: int) -> int:
+    """The logit rows a decode of ``n_parts`` texts or branches may read: a lone one up to
+    ``max_outputs`` (a completion of 8+ tokens), shared ones up to ``shared_outputs`` too."""
+    return max_outputs if n_parts <= 1 else min(max_outputs, shared_outputs)
 
 
 def capacity_message(text: EncodedText, max_outputs: int, n_batch: int) -> str:
