@@ -68,7 +68,7 @@ def benchmarks(args: argparse.Namespace, out_dir: Path) -> list[Benchmark]:
         Benchmark("throughput", "throughput.py", ("--n", str(args.throughput_n)),
                   ("--n", "2", "--models", small, "--data", "sst2", "--rate-tokens", "64", "--rate-repeats", "1",
                    *one), 3.5),
-        Benchmark("labels", "labels.py", ("--texts", str(args.labels_texts)),
+        Benchmark("labels", "labels.py", ("--texts", str(args.labels_texts), "--compare-waves"),
                   ("--texts", "1", "--counts", "4", "--model", small), 5.0),
         Benchmark("scale", "scale.py", ("--n", str(args.scale_n)), ("--n", "8", "--model", small), 3.5),
         Benchmark("fewshot-cost", "fewshot.py", ("cost", "--n", str(args.fewshot_n), "--repeats", "2"),
