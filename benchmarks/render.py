@@ -93,12 +93,14 @@ def labels(results: list[Row] | dict[str, Any]) -> str:
     if isinstance(results, dict):  # labels.py's report: its own commit and machine, then the rows
         results = results["rows"]
     once = all("prompt_once_texts_per_s" in r for r in results)
+    ceiling = all("efficiency_ceiling" in r for r in results)  # reports from before it was measured lack it
     header = ["labels", "branches per text", "engine texts/s", "end-to-end texts/s",
               "oracle loop texts/s (timed on k labels, scaled per label)", "k"]
     header += ["prompt-once loop texts/s", "engine vs prompt-once"] if once else []
     header += ["engine vs oracle", "tokens decoded per text (minimal)", "padding per text",
-               "logit rows per text (read prefixes)", "decodes per text", "efficiency",
-               "max \\|engine − oracle\\| nats (on the k labels)", "peak RSS MB"]
+               "logit rows per text (read prefixes)", "decodes per text", "efficiency"]
+    header += ["ms per logit row", "efficiency ceiling (minimal tokens + rows)"] if ceiling else []
+    header += ["max \\|engine − oracle\\| nats (on the k labels)", "peak RSS MB"]
     rows = []
     for r in results:
         k = r.get("reference_labels", min(REFERENCE_LABELS, r["labels"]))
@@ -109,8 +111,9 @@ def labels(results: list[Row] | dict[str, Any]) -> str:
             row += [rate(r["prompt_once_texts_per_s"]), times(ratio)]
         row += [times(r["speedup"]), f"{r['tokens_per_text']:.1f} ({r['minimal_tokens_per_text']:.1f})",
                 f"{r['padding_per_text']:.1f}", f"{r['logit_rows_per_text']:.0f} ({r['read_prefixes_per_text']:.0f})",
-                f"{r['decodes_per_text']:.1f}", f"{r['efficiency']:.2f}", nats(r["max_abs_diff_nats"]),
-                f"{r['peak_rss_mb']:.0f}"]
+                f"{r['decodes_per_text']:.1f}", f"{r['efficiency']:.2f}"]
+        row += [f"{r['logit_row_ms']:.1f}", f"{r['efficiency_ceiling']:.2f}"] if ceiling else []
+        row += [nats(r["max_abs_diff_nats"]), f"{r['peak_rss_mb']:.0f}"]
         rows.append(row)
     return table(header, rows, "r" * len(header))
 

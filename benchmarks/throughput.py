@@ -68,6 +68,30 @@ def prompt_rate(backend, n_tokens: int = 512, repeats: int = 3) -> float:  # typ
     return (n_tokens - 1) / best
 
 
+def logit_row_cost(backend, n_tokens: int = 64, rows: int = 56, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
+    """Seconds one more logit row costs: the same tokens decoded alone, reading one row or ``rows``.
+
+    Each row is a product with the output matrix and a log-softmax over the vocabulary (on Gemma 3
+    a 262,144-word matrix, more than the rest of the model), so the rows a label set needs put a
+    floor under its time that the raw prompt rate does not see. Many rows in one decode: the
+    cheapest a row gets, so the floor it gives is a lower bound.
+    """
+    from lpclassify.tokenization import Candidate, EncodedText
+
+    tokens = tuple([backend.vocab.bos] + [1000 + (37 * k) % 5000 for k in range(1, n_tokens)])
+
+    def best(read: int) -> float:
+        text = EncodedText(prompt=tokens[:-read], candidates=(Candidate("", tokens[-read:], read),))
+        fastest = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            backend.score_reference([text])
+            fastest = min(fastest, time.perf_counter() - start)
+        return fastest
+
+    return max(0.0, (best(rows) - best(1)) / (rows - 1))
+
+
 def run_model(model: str, n: int, threads: int | None, batch_size: int | None, sets: list[str],
               rate_tokens: int = 512, rate_repeats: int = 3) -> list[dict]:
     sys.path.insert(0, str(ROOT))
