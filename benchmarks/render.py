@@ -200,7 +200,7 @@ def serve(results: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[Any], str]] = {
-    "throughput": throughput, "labels": labels, "scale": scale, "fewshot-cost": fewshot_cost,
+    "throughput": throughput, "labels": labels, "labels-smollm2": labels, "scale": scale, "fewshot-cost": fewshot_cost,
     "fewshot-chat": fewshot_chat, "tune": tune, "serve": serve,
 }
 # Reports written before run.py wrapped them, rendered with the provenance they recorded themselves.

@@ -70,6 +70,10 @@ def benchmarks(args: argparse.Namespace, out_dir: Path) -> list[Benchmark]:
                    *one), 3.5),
         Benchmark("labels", "labels.py", ("--texts", str(args.labels_texts), "--compare-waves"),
                   ("--texts", "1", "--counts", "4", "--model", small), 5.0),
+        # The same on SmolLM2: a 49,152-word vocabulary, so logit rows are cheap and the packing shows alone.
+        Benchmark("labels-smollm2", "labels.py",
+                  ("--texts", str(args.labels_texts), "--compare-waves", "--model", small),
+                  ("--texts", "1", "--counts", "20", "--model", small, "--quick"), 6.0),
         Benchmark("scale", "scale.py", ("--n", str(args.scale_n)), ("--n", "8", "--model", small), 3.5),
         Benchmark("fewshot-cost", "fewshot.py", ("cost", "--n", str(args.fewshot_n), "--repeats", "2"),
                   ("cost", "--n", "2", "--repeats", "1", "--shots", "0", "4", "--sets", "sst2", "--model", small,
@@ -84,7 +88,7 @@ def benchmarks(args: argparse.Namespace, out_dir: Path) -> list[Benchmark]:
     ]
 
 
-DEFAULT = ("throughput", "labels", "scale", "fewshot-cost", "fewshot-chat", "serve")
+DEFAULT = ("throughput", "labels", "labels-smollm2", "scale", "fewshot-cost", "fewshot-chat", "serve")
 
 
 def git(*argv: str) -> str:
