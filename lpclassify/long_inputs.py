@@ -39,11 +39,14 @@ SLACK = 64  # characters  # joins the kept head and tail of a text cut in the mi
 class Fitter:
     """Cuts of one classifier's texts that fit its context. ``encode(text)`` renders and tokenizes."""
 
-    def __init__(self, encode: Encode, n_ctx: int, *, max_candidate: int | None = None) -> None:
+    def __init__(self, encode: Encode, n_ctx: int, *, max_candidate: int | None = None,
+                 text_in_candidate: bool = True) -> None:
         self.encode = encode
         self.n_ctx = n_ctx
-        # Channel scoring: the text is in every candidate, which may take at most this many tokens.
+        # Channel scoring: every candidate may take at most this many tokens; when the text is in
+        # them, that bounds the text too (a field before {label} is in the prompt: it is not).
         self.max_candidate = max_candidate
+        self.text_in_candidate = text_in_candidate
         self._overhead: int | None = None
 
     @property
@@ -52,7 +55,7 @@ class Fitter:
         if self._overhead is None:
             probe = self.encode(".")
             self._overhead = probe.n_tokens - 1
-            if self.max_candidate is not None:  # the room is what the longest candidate may still take
+            if self.max_candidate is not None and self.text_in_candidate:  # the room: what a candidate may take
                 self.n_ctx = min(self.n_ctx, len(probe.prompt) + self.max_candidate)
             if self._overhead >= self.n_ctx:
                 raise InputError(f"the prompt template and completions alone take {self._overhead} tokens, which "
@@ -125,6 +128,10 @@ class Fitter:
             encoded = self.encode(text)
             if self.fits(encoded):
                 best = (n, encoded, text)
+        if best is None and not self.text_in_candidate:
+            raise InputError(f"the input's scored part (the fields after {{label}}) takes more than the "
+                             f"{self.max_candidate} tokens channel scoring reads per decode, and the field being "
+                             "cut comes before {label}: set runtime.shorten_field to a field after it")
         if best is None or not best[2]:
             raise InputError(f"not even one character of the text fits n_ctx={self.n_ctx} after the template and "
                              "completions; raise runtime.n_ctx")

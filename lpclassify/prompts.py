@@ -59,9 +59,12 @@ class Frame:
                       self.exact_end)
 
     def split(self, values: Mapping[str, str], fields: Sequence[str]) -> tuple[Prompt, Prompt]:
-        """Channel scoring: the prompt filled from ``values``, cut where the first of ``fields`` starts,
-        and the rest up to the end of the last of them (what is scored); template text after it is dropped."""
-        holes = [i for i, part in enumerate(self.parts) if isinstance(part, Field) and part.name in fields]
+        """Channel scoring: the prompt filled from ``values``, cut where the first of ``fields`` after
+        ``{label}`` starts, and the rest up to the end of the last of them (what is scored); template
+        text after it is dropped. Fields before ``{label}`` (a pair's premise) are context, not scored."""
+        label = next((i for i, part in enumerate(self.parts) if isinstance(part, Field) and part.name == "label"), -1)
+        holes = [i for i, part in enumerate(self.parts)
+                 if isinstance(part, Field) and part.name in fields and i > label]
         filled = self.fill(values).segments
         return (Prompt(filled[:holes[0]], self.exact_end), Prompt(filled[holes[0]:holes[-1] + 1]))
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .config import Config
-from .config.direction import verbalization
+from .config.direction import context_fields, verbalization
 from .inputs import Input
 from .long_inputs import Fitter
 from .prompts import Prompter
@@ -72,13 +72,16 @@ class Scorer:
         self.prefix = tuple(tokenize_prompt(backend.tokenize, self.prompter.frames[0].prefix(), True, self.specials))
         self._lock = threading.Lock()
 
-    def _make_fitter(self, encode: Callable[[str], EncodedText]) -> Fitter:
+    def _make_fitter(self, encode: Callable[[str], EncodedText], field: str | None = None) -> Fitter:
         if not self.config.scoring.channel:
             return Fitter(encode, self.backend.n_ctx)
         # Channel scoring reads a logit row for every token of the input, after each label: a
-        # decode returns at most ``max_outputs`` rows, so the input is cut to fit them too.
+        # decode returns at most ``max_outputs`` rows, so the input is cut to fit them too (not a
+        # field before {label}: it is context, in the prompt).
         rows = getattr(self.backend, "max_outputs", CHANNEL_MAX_OUTPUTS)
-        return Fitter(encode, self.backend.n_ctx, max_candidate=rows - 1)
+        assert isinstance(self.config.prompt, str)
+        return Fitter(encode, self.backend.n_ctx, max_candidate=rows - 1,
+                      text_in_candidate=field not in context_fields(self.config.prompt))
 
     def specials(self, text: str) -> Mapping[str, int]:
         """The special tokens in a piece of template text (asked of the backend once per piece)."""
@@ -134,7 +137,7 @@ class Scorer:
         field = self.prompter.field_to_shorten(values)
         text = values[field]
         fitter = self._fitter if len(values) == 1 else self._make_fitter(
-            lambda piece: self.encode({**values, field: piece}))
+            lambda piece: self.encode({**values, field: piece}), field)
         n_ctx = self.backend.n_ctx
         # A text of many more tokens than n_ctx: skip encoding it whole (once per candidate).
         if len(text) <= n_ctx or len(self.backend.tokenize(text, False)) <= n_ctx:

@@ -13,7 +13,7 @@ from fakes import CharBackend
 from lpclassify import Classifier
 from lpclassify.config import load_config
 from lpclassify.config.dump import config_yaml
-from lpclassify.errors import ConfigError
+from lpclassify.errors import ConfigError, InputError
 from lpclassify.normalize import aggregate
 
 TOPIC = {
@@ -94,6 +94,42 @@ def test_each_label_names_itself_before_the_input_and_demonstrations_do_the_same
                                                              "\n\nTopic: ", False))
 
 
+PAIRS = {
+    "prompt": "{premise} {label} {hypothesis}",
+    "labels": {"entailment": {"completions": [" In other words,"]},
+               "not_entailment": {"completions": [" On the contrary,"]}},
+    "examples": [{"premise": "It rained.", "hypothesis": "It was wet.", "label": "entailment"}],
+    "example_separator": "\n",
+    "scoring": {"direction": "channel"},
+}
+
+
+def test_a_field_before_the_label_is_context_and_only_the_fields_after_it_are_scored() -> None:
+    clf = Classifier(load_config(PAIRS), CharBackend())
+    pairs = clf.prompts({"premise": "The dog sleeps.", "hypothesis": "The dog runs."})
+    assert pairs == [("It rained. In other words, It was wet.\nThe dog sleeps. In other words, ", "The dog runs."),
+                     ("It rained. In other words, It was wet.\nThe dog sleeps. On the contrary, ", "The dog runs.")]
+    # the pinned prefix ends where the input's first field (the premise) starts
+    assert clf.scorer.prefix == tuple(CharBackend().tokenize("It rained. In other words, It was wet.\n", False))
+    raw = clf.raw_scores([{"premise": "The dog sleeps.", "hypothesis": "The dog runs."},
+                          {"premise": "A much longer premise than the other one.", "hypothesis": "The dog runs."}])
+    assert raw.n_tokens.tolist() == [[len(" The dog runs.")] * 2] * 2  # the premise's length changes nothing scored
+
+
+def test_a_long_premise_before_the_label_is_kept_whole_and_a_long_hypothesis_is_refused() -> None:
+    # the premise is in the prompt, so the 127 tokens a decode reads for what is scored do not bound it
+    clf = Classifier(load_config({**PAIRS, "runtime": {"shorten_field": "premise"}}), CharBackend())
+    raw = clf.raw_scores([{"premise": "It rained. " * 30, "hypothesis": "The dog runs."}])
+    assert not raw.truncated[0] and raw.n_tokens.tolist() == [[len(" The dog runs.")] * 2]
+    with pytest.raises(InputError, match="shorten_field to a field after it"):
+        clf.raw_scores([{"premise": "It rained.", "hypothesis": "x" * 200}])
+
+
+def test_a_label_after_every_input_field_is_still_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"\{label\} comes before \{hypothesis\}"):
+        load_config({**PAIRS, "prompt": "{premise} {hypothesis} {label}"})
+
+
 def test_every_label_scores_the_same_input_tokens() -> None:
     clf = Classifier(load_config(TOPIC), CharBackend())
     raw = clf.raw_scores(TEXTS)
@@ -140,6 +176,20 @@ def test_channel_scores_of_the_engine_equal_the_oracle(backend) -> None:  # type
         f"channel engine differs from the oracle by up to {worst:.2e} nats"
     assert np.array_equal(fast.logprobs, oracle.logprobs) and np.array_equal(fast.n_tokens, oracle.n_tokens)
     assert (fast.n_tokens[:, 0] >= 1).all()
+
+
+@pytest.mark.model
+def test_pair_channel_scores_of_the_engine_equal_the_oracle(backend) -> None:  # type: ignore[no-untyped-def]
+    # the premise sits between the pinned prefix and the label: conditioned on, never scored
+    clf = Classifier(load_config(PAIRS), backend)
+    pairs = [{"premise": "The dog is sleeping on the sofa.", "hypothesis": "The dog is running in the park."},
+             {"premise": "A man is riding a bicycle down a busy street.", "hypothesis": "A man is on a bike."}]
+    fast, oracle = clf.raw_scores(pairs), clf.raw_scores(pairs, reference=True)
+    assert all(np.array_equal(f.token_logprobs, o.token_logprobs)
+               for frow, orow in zip(fast.scores, oracle.scores, strict=True)
+               for f, o in zip(frow, orow, strict=True))
+    hypothesis = [len(backend.tokenize(" " + p["hypothesis"], False)) for p in pairs]
+    assert fast.n_tokens.tolist() == [[n, n] for n in hypothesis]
 
 
 @pytest.mark.model

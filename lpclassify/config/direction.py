@@ -11,8 +11,11 @@ continuation that gets scored::
     scoring: {direction: channel}
 
 ``{label}`` becomes each of the label's completions with the surrounding whitespace stripped (its
-verbalizations), and must come before the input's fields. A label's several verbalizations are a
-uniform mixture: ``aggregate: logsumexp`` takes the mean of their likelihoods.
+verbalizations), and must come before an input field. The fields after it are what is scored; a
+field before it is context the label is read with, not scored: ``"{premise} {label} {hypothesis}"``
+with verbalizations such as "In other words," and "On the contrary," scores
+P(hypothesis | premise, label). A label's several verbalizations are a uniform mixture:
+``aggregate: logsumexp`` takes the mean of their likelihoods.
 
 What channel scoring allows, and why the rest is refused:
 
@@ -107,10 +110,19 @@ def check_channel_template(template: str, *, source: str, key: str) -> None:
     if names.count("label") > 1:
         raise ConfigError(f"{CHANNEL_HINT}, {{label}} appears once (it is where the label is named)",
                           source=source, key=key)
-    first_field = next(name for name in names if name not in RESERVED_PLACEHOLDERS)
-    if names.index("label") > names.index(first_field):
-        raise ConfigError(f"{CHANNEL_HINT}, {{label}} comes before {{{first_field}}}: the input is what is "
-                          "scored, after the label", source=source, key=key)
+    # Fields before {label} are context (a pair's premise, read with the label); those after it are scored.
+    fields = [name for name in names if name not in RESERVED_PLACEHOLDERS]
+    if not any(name not in RESERVED_PLACEHOLDERS for name in names[names.index("label") + 1:]):
+        raise ConfigError(f"{CHANNEL_HINT}, {{label}} comes before {{{fields[-1]}}}: the input is what is "
+                          "scored, after the label (fields before it are context, not scored)",
+                          source=source, key=key)
+
+
+def context_fields(template: str) -> tuple[str, ...]:
+    """The input fields before ``{label}``: context the label is read with, not scored."""
+    names = [part.name for part in parse_template(template) if isinstance(part, Field)]
+    before = names[:names.index("label")] if "label" in names else []
+    return tuple(name for name in before if name not in RESERVED_PLACEHOLDERS)
 
 
 def verbalization(completion: str) -> str:
