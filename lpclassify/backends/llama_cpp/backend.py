@@ -235,4 +235,6 @@ class LlamaCppBackend(ModelHandle):
             return results
 
     def _limits(self) -> Limits:
-        return Limits(self.batch_size, self.max_outputs, self.n_batch)
+        # shared decodes may read as many logit rows as one alone: with ggml's K-quant kernel pinned
+        # (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend on how many rows a decode reads
+        return Limits(self.batch_size, self.max_outputs, self.n_batch, shared_outputs=self.max_outputs)
