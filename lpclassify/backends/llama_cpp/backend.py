@@ -19,6 +19,9 @@ engine reproduces the oracle bit for bit instead of approximately:
   (``n_ubatch == n_batch``) padded to ``MIN_DECODE_TOKENS`` with throw-away tokens;
 * repacked weights compute a row differently depending on its place in the batch: the
   model is loaded without them (``use_extra_bufts=False``);
+* ggml multiplies K-quant weights by one kernel below 8 columns and another from 8 on, which
+  round a few results differently: the wider one is pinned at every width
+  (``bindings.TILED_AT_EVERY_WIDTH``), so a row does not depend on how many rows share its matmul;
 * attention sums over KV cells in SIMD lanes, so a token's result depends on the cell index of
   every key modulo the SIMD stride: every token is placed in a cell congruent to its position
   modulo ``ALIGN``, as in a fresh context, and the shared prefix covers whole 16-cell softmax
@@ -232,4 +235,6 @@ class LlamaCppBackend(ModelHandle):
             return results
 
     def _limits(self) -> Limits:
-        return Limits(self.batch_size, self.max_outputs, self.n_batch)
+        # shared decodes may read as many logit rows as one alone: with ggml's K-quant kernel pinned
+        # (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend on how many rows a decode reads
+        return Limits(self.batch_size, self.max_outputs, self.n_batch, shared_outputs=self.max_outputs)

@@ -70,10 +70,21 @@ class LogCapture:
 _log_capture: LogCapture | None = None
 _backend_initialised = False
 
+# ggml's CPU backend (llama.cpp 0c1e570, as vendored by llama-cpp-python 0.3.36) multiplies K-quant
+# weights (Q2_K-Q6_K, IQ*) by a tiled kernel when the matmul has 8+ columns (ggml-cpu/tiled/tiled.cpp,
+# ggml_tiled_min_batch) and by vec_dot below that; the two round a few results differently. So a row
+# depended on how many rows shared its matmul: 8+ tokens in a decode, or 8+ logit rows (the last layer
+# runs on the logit rows only). Gemma 3's ffn_down and attn_output are K-quants. This switch takes the
+# tiled kernel at every width; ggml reads it once, at its first K-quant matmul, so it is set here,
+# before any model is loaded (tests/test_backend.py checks that it holds).
+TILED_AT_EVERY_WIDTH = ("GGML_CPU_TILED_MM_FORCE", "1")
+
 
 def load_llama_cpp() -> tuple[Any, LogCapture]:
     """Import llama_cpp and set up logging and the backend once; returns the module and the log."""
     global _log_capture, _backend_initialised
+    name, value = TILED_AT_EVERY_WIDTH
+    os.environ[name] = value
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - a broken install

@@ -6,7 +6,7 @@ The texts' tries are fed in waves (:mod:`.planner`), one branch of each text per
 several texts per decode. Exhaustive scoring packs them instead (:mod:`.packer`; LPCLASSIFY_PACK=0
 turns it off): the prompts with their first branches in one decode, then many branches of several
 texts per decode, each in cells of its own beside a byte copy of the chain it continues, up to
-as many logit rows per decode as the oracle reads (``EXACT_OUTPUTS``). What goes into which cell
+``Limits.shared_outputs`` logit rows per decode. What goes into which cell
 is :mod:`.kv_cells`'s job; one decode call is :mod:`.decoder`'s.
 """
 

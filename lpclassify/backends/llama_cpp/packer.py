@@ -20,16 +20,19 @@ decode). A branch waits for the decode of the branch that introduced the deepest
 shares (for labels of 1-6 tokens: a few rounds); a region is retired right after its decode,
 and a saved chain is dropped once its last dependant has been restored.
 
-A decode of several regions reads at most ``EXACT_OUTPUTS`` (7) logit rows, as the oracle's
-decodes do (a completion's scored tokens): llama.cpp runs the last layer after attention on the
-logit rows only (inp_out_ids), and its matmuls give a row one result for 1-7 such rows and
-another for 8+. Without this cap 3 of 600 Gemma 3 scores moved (AG News, 150 labels, up to
-2.8e-3 nats); dumping the last layer's tensors of one sequence decoded alone with 7 and with 8
+A decode of several regions reads at most ``shared_outputs`` logit rows. llama.cpp runs the
+last layer after attention on the logit rows only (inp_out_ids), and unpinned its K-quant
+matmuls give a row one result for 1-7 such rows and another for 8+ (vec_dot below 8 src1
+columns, a tiled kernel from 8 on: ggml-cpu/tiled/tiled.cpp), while the oracle reads 1-7 rows
+per decode. Without a cap of 7 (and unpinned) 3 of 600 Gemma 3 scores moved (AG News, 150
+labels, up to 2.8e-3 nats); dumping the last layer's tensors of one sequence decoded alone with 7 and with 8
 logit rows, ``ffn_out`` (ffn_down, Q6_K) is the first to differ. SmolLM2 (Q4_1) never showed it.
-With the cap every checked score is bit-identical to the oracle on both models, and packing is
-the default for exhaustive scoring (LPCLASSIFY_PACK=0: one branch of a text per decode). The cap
-costs decodes: 150 labels, 4 AG News texts, Gemma 3: 3.0 decodes per text uncapped, 10.75 capped,
-28.5 for the wave plan.
+With a cap of 7 (``EXACT_OUTPUTS``) every checked score is bit-identical to the oracle on both
+models, at a cost in decodes: 150 labels, 4 AG News texts, Gemma 3: 3.0 decodes per text
+uncapped, 10.75 capped, 28.5 for the wave plan. The llama.cpp backend now pins the tiled kernel
+at every width (``bindings.TILED_AT_EVERY_WIDTH``), and with it shared decodes read up to
+``max_outputs`` rows, still bit-identical to the oracle (tests/test_many_labels.py). Packing is
+the default for exhaustive scoring (LPCLASSIFY_PACK=0: one branch of a text per decode).
 
 Pure Python but for the ``Ops`` it is given, so tests/test_kv_cells.py runs it against a
 simulation of llama.cpp's cell search.

@@ -11,7 +11,7 @@ No llama.cpp here, so every rule is tested without a model (tests/test_planner.p
 * only rows whose next token is scored ask for logits: one per distinct read prefix, so a
   thousand one-token labels share one row;
 * texts share a decode only while the sequences, logit rows and cells allow (at most
-  ``EXACT_OUTPUTS`` logit rows, as the oracle reads), and while llama.cpp's attention span stays
+  ``Limits.shared_outputs`` logit rows), and while llama.cpp's attention span stays
   where the first text puts it (``fits``).
 """
 
@@ -39,8 +39,11 @@ MIN_DECODE_TOKENS = 8
 # rows only (inp_out_ids), so its matmuls see one column per logit row, and a row's result is one
 # value for 1-7 logit rows per decode and another for 8+ (Gemma 3: its last ffn_down, Q6_K, moves a
 # few rows' logits, up to 2.8e-3 nats in log p; SmolLM2, Q4_1, showed no change). The oracle reads
-# a completion's scored tokens, 1-7 rows for completions under 8 tokens, so texts and branches
-# share a decode only while it reads at most this many rows.
+# a completion's scored tokens, 1-7 rows for completions under 8 tokens, so without a pinned
+# kernel texts and branches share a decode only while it reads at most this many rows (the
+# Limits default). The llama.cpp backend pins ggml's K-quant kernel at every width
+# (bindings.TILED_AT_EVERY_WIDTH: the switch is ggml_tiled_min_batch, 8 src1 columns) and lifts
+# the cap to max_outputs.
 EXACT_OUTPUTS = 7
 
 # A trie node: the tokens after the prompt (() is the last prompt row) -> log p of each token read there.
