@@ -128,6 +128,15 @@ def test_explain_shows_the_rerank_and_decides_as_classify(capsys) -> None:  # ty
     assert "rerank: the 2 most likely labels" in shown and "p after rerank" in shown
 
 
+def test_the_server_answers_as_classify_many() -> None:
+    from lpclassify.serve.inference import run_batch
+
+    clf = Classifier(load_config(TOPIC), CharBackend())
+    served = [p for job in run_batch(clf, [TEXTS[:2], TEXTS[2:]]) for p in job.predictions]
+    assert [(p.label, p.probabilities) for p in served] == \
+        [(p.label, p.probabilities) for p in clf.classify_many(TEXTS)]
+
+
 def test_top_k_search_falls_back_to_exhaustive_scoring() -> None:
     from lpclassify.top_k import searchable
 
