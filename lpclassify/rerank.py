@@ -32,6 +32,9 @@ from .normalize import aggregate, safe_log
 from .scorer import Scorer
 from .scores import RawScores
 
+# Channel scorers kept, one per set of labels reranked together (cheap to build: a prompt and its tokens).
+MAX_SCORERS = 256
+
 
 def channel_config(config: Config) -> Config:
     """The config the rerank stage scores with: ``config`` turned round, no calibration (a label's
@@ -58,6 +61,8 @@ class Reranker:
         """The channel scorer of a set of labels (by index, in config order)."""
         found = self._scorers.get(labels)
         if found is None:
+            if len(self._scorers) >= MAX_SCORERS:  # a long-running server meets many label sets: keep a few
+                self._scorers.clear()
             sub = replace(self.config, labels=tuple(self.config.labels[j] for j in labels))
             found = self._scorers[labels] = Scorer(sub, self.backend, lock=self._lock)
         return found
