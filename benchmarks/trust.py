@@ -98,6 +98,8 @@ def scoring_key(config: Any, model: str, inputs: list[Any]) -> str:
     examples = [(e.fields, e.labels) for e in config.examples]
     key = [model, repr(config.prompt), labels, examples, config.example_separator, repr(config.decision.multi),
            config.scoring.normalize, config.scoring.aggregate, repr(config.runtime), inputs]
+    if config.scoring.rerank is not None:  # its channel scores ride with the raw scores (on the calibration too)
+        key += [repr(config.scoring.rerank), config.scoring.calibration, config.biases, config.scoring.temperature]
     return hashlib.sha256(json.dumps(key, default=repr).encode()).hexdigest()[:24]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from .decision import Prediction, decide
 from .errors import InputError
 from .inputs import Input, chunks, is_blank
 from .labels import label_indices
+from .rerank import Reranker, combine
 from .scorer import Scorer
 from .scores import RawScores
 from .tokenization import EncodedText
@@ -49,6 +51,7 @@ class Classifier:
         self.scorer = Scorer(config, backend)
         self.calibrator = Calibrator(self.scorer, backend.identity())
         self.classes_ = np.array(config.label_names)
+        self.reranker = Reranker(config, backend, self.scorer.lock) if config.scoring.rerank is not None else None
         self._search_notice = False
 
     @classmethod
@@ -108,8 +111,18 @@ class Classifier:
         return self.scorer.encode_windows(text)
 
     def raw_scores(self, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
-        """Summed log-probs of every candidate for every text: one model pass (``reference``: the oracle's)."""
-        return self.scorer.raw_scores(texts, reference=reference)
+        """Summed log-probs of every candidate for every text: one model pass (``reference``: the oracle's);
+        with ``scoring.rerank``, then the channel scores of each text's top labels (:meth:`rerank`)."""
+        return self.rerank(self.scorer.raw_scores(texts, reference=reference), texts, reference=reference)
+
+    def rerank(self, raw: RawScores, texts: Sequence[Input], *, reference: bool = False) -> RawScores:
+        """``raw`` (direct scores of ``texts``) with :attr:`RawScores.rerank` filled in: log p(text | label)
+        for each text's ``scoring.rerank.top`` most probable labels. Without ``scoring.rerank``: ``raw``."""
+        if self.reranker is None:
+            return raw
+        self.calibrator.prepare()
+        probabilities = self.calibrator.probabilities(raw)
+        return replace(raw, rerank=self.reranker.scores(texts, probabilities, reference=reference))
 
     def reference_scores(self, texts: Sequence[str]) -> RawScores:
         """Raw scores of input-independent texts (content-free, neutral, domain), computed once and cached."""
@@ -139,8 +152,18 @@ class Classifier:
         mean over ``raw``'s rows (no change under 8 rows), or by ``batch_prior`` when given.
         Multi-label yes/no probabilities are returned uncalibrated.
         """
-        return self.calibrator.probabilities(raw, calibrate=calibrate, method=method, normalize=normalize,
-                                             batch_prior=batch_prior)
+        probabilities = self.calibrator.probabilities(raw, calibrate=calibrate, method=method, normalize=normalize,
+                                                      batch_prior=batch_prior)
+        if not calibrate or method or normalize or batch_prior is not None:  # the rerank: configured setting only
+            return probabilities
+        return self.reranked(raw, probabilities)
+
+    def reranked(self, raw: RawScores, probabilities: np.ndarray) -> np.ndarray:
+        """``probabilities`` (the configured setting's, of ``raw``) after ``scoring.rerank`` (as they are
+        without one, or when ``raw`` has no rerank scores)."""
+        if self.reranker is None or raw.rerank is None:
+            return probabilities
+        return combine(probabilities, raw.rerank, self.reranker.weight)
 
     @property
     def calibration_state(self) -> CalibrationState:

@@ -201,9 +201,13 @@ def evaluate(clf: Classifier, texts: Sequence[Input], labels: Sequence[Any], *, 
     (the config's own ``decision.threshold`` is included).
     """
     raw, y = _prepare(clf, texts, labels, raw, label_order)
+    configured = method is None and normalize is None
     method = method or clf.config.scoring.calibration
     normalize = normalize or clf.config.scoring.normalize
     probs, note = method_probabilities(clf, raw, texts, y, method, normalize)
+    if configured and raw.rerank is not None:  # as the classifier decides: the top labels reranked
+        probs = clf.reranked(raw, probs)
+        note = "; ".join(filter(None, (note, "top labels reranked (scoring.rerank)")))
     thresholds = sorted(set(thresholds) | {clf.config.decision.threshold})
     return report_from_probabilities(clf.config.label_names, probs, y, method=method, normalize=normalize,
                                      note=note, thresholds=thresholds)

@@ -17,6 +17,7 @@ import numpy as np
 from .decision import Prediction, thresholds
 from .inputs import Input
 from .records.writers import json_safe
+from .rerank import combine
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -64,6 +65,8 @@ class Explanation:
     prediction: Prediction
     why: str
     special_tokens: tuple[str, ...] = ()  # special tokens of the template text (never of the input)
+    # scoring.rerank: its prompt, top, weight, and per reranked label the direct probability and log p(input | label)
+    rerank: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers as None)."""
@@ -74,6 +77,7 @@ class Explanation:
             "label_scores": self.label_scores, "prior": self.prior,
             "probabilities_uncalibrated": self.probabilities_uncalibrated, "probabilities": self.probabilities,
             "prediction": {**json_safe(self.prediction.as_dict()), "explanation": self.why},
+            **({"rerank": self.rerank} if self.rerank is not None else {}),
         }
 
 
@@ -89,8 +93,17 @@ def explain(clf: Explainable, text: Input) -> Explanation:
     normalized = trace.normalized[0]
     before = trace.uncalibrated[0]
     after = trace.probabilities[0]
-    prediction = clf.decide(raw, after[None, :])[0]
     names = list(config.label_names)
+    rerank = None
+    reranker = getattr(clf, "reranker", None)
+    if reranker is not None and raw.rerank is not None:  # the top labels' share, redistributed
+        reranked = np.flatnonzero(~np.isnan(raw.rerank[0]))
+        rerank = {"top": reranker.top, "weight": reranker.weight,
+                  "prompt": reranker.config.prompt,
+                  "labels": {names[j]: {"p_direct": float(after[j]), "loglik": float(raw.rerank[0, j])}
+                             for j in reranked}}
+        after = combine(after[None, :], raw.rerank, reranker.weight)[0]
+    prediction = clf.decide(raw, after[None, :])[0]
 
     completions = []
     for slot, candidate, score, norm in zip(slots, encoded.candidates, raw.scores[0], normalized, strict=True):
@@ -142,6 +155,7 @@ def explain(clf: Explainable, text: Input) -> Explanation:
         prediction=prediction,
         why=decision_reason(config, prediction, per_label),
         special_tokens=tuple(clf.scorer.template_specials()),
+        rerank=rerank,
     )
 
 

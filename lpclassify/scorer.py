@@ -58,7 +58,8 @@ Chooser = Callable[[dict[tuple[int, ...], dict[int, float]]], "tuple[int, ...] |
 class Scorer:
     """Scores inputs for one config on one backend. Threads may share it (model calls are serialized)."""
 
-    def __init__(self, config: Config, backend: Backend) -> None:
+    def __init__(self, config: Config, backend: Backend, *, lock: threading.Lock | None = None) -> None:
+        """``lock``: shared with the other scorers of the same backend (a rerank's), which it serializes too."""
         self.config = config
         self.backend = backend
         self.slots = make_slots(config)
@@ -70,7 +71,12 @@ class Scorer:
         # The part of every prompt before the input (channel: before the label): the backend may
         # decode it once and keep it.
         self.prefix = tuple(tokenize_prompt(backend.tokenize, self.prompter.frames[0].prefix(), True, self.specials))
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held around every model call of this scorer."""
+        return self._lock
 
     def _make_fitter(self, encode: Callable[[str], EncodedText], field: str | None = None) -> Fitter:
         if not self.config.scoring.channel:

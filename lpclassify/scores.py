@@ -63,6 +63,8 @@ class RawScores:
     truncated: np.ndarray  # (n_texts,) bool
     scores: list[tuple[CompletionScore, ...]]
     n_chunks: np.ndarray | None = None  # (n_texts,) windows each text was scored in; None: all 1
+    # scoring.rerank: (n_texts, n_labels) log p(text | label) of each text's reranked labels, NaN for the rest
+    rerank: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.n_chunks is None:
@@ -76,14 +78,17 @@ class RawScores:
         index = np.arange(len(self.logprobs))[rows]
         assert self.n_chunks is not None
         return RawScores(self.logprobs[index], self.n_tokens[index], self.n_chars, self.truncated[index],
-                         [self.scores[i] for i in index], self.n_chunks[index])
+                         [self.scores[i] for i in index], self.n_chunks[index],
+                         None if self.rerank is None else self.rerank[index])
 
     @staticmethod
     def concat(parts: Sequence[RawScores]) -> RawScores:
         """The scores of several batches as one, in order."""
         if len(parts) == 1:
             return parts[0]
+        reranks = [p.rerank for p in parts if p.rerank is not None]
         return RawScores(np.concatenate([p.logprobs for p in parts]), np.concatenate([p.n_tokens for p in parts]),
                          parts[0].n_chars, np.concatenate([p.truncated for p in parts]),
                          [row for p in parts for row in p.scores],
-                         np.concatenate([p.n_chunks for p in parts if p.n_chunks is not None]))
+                         np.concatenate([p.n_chunks for p in parts if p.n_chunks is not None]),
+                         np.concatenate(reranks) if len(reranks) == len(parts) else None)

@@ -141,6 +141,8 @@ def searchable(config: Config) -> str | None:
     mode and a calibration that moves each label's score on its own."""
     if config.decision.mode != "single":
         return "multi-label mode decides every label on its own"
+    if config.scoring.rerank is not None:
+        return "scoring.rerank reads every label's probability to choose the labels it scores again"
     if config.scoring.calibration not in SEPARABLE:
         return f"calibration '{config.scoring.calibration}' needs every label's full score"
     return None

@@ -367,7 +367,8 @@ def test_explain_many_labels_shows_the_most_likely(smollm2: str, capsys: pytest.
     best = sorted(probabilities, key=lambda name: -probabilities[name])
     assert main(["explain", "-c", "support_intents", *SMOL, "--top", "5", text]) == 0
     out = capsys.readouterr().out
-    labels_table = out.split("\nlabels: ", 1)[1].split("\ndecision:", 1)[0]
+    labels_table = out.split("\nlabels: ", 1)[1].split("\nrerank:", 1)[0]  # the table before the rerank's
+    assert "p after rerank" in out.split("\nrerank:", 1)[1]  # scoring.rerank: the top 3 scored again
     assert labels_table.startswith("the 5 most likely of 57 (--all shows every one)")
     notes = ("prior:", "(calibration:")  # lines under the table
 
@@ -377,7 +378,7 @@ def test_explain_many_labels_shows_the_most_likely(smollm2: str, capsys: pytest.
     rows = table_rows(labels_table)
     assert len(rows) == 5 and all(row.startswith(name + " ") for row, name in zip(rows, best, strict=False))
     assert main(["explain", "-c", "support_intents", *SMOL, "--all", text]) == 0
-    everything = capsys.readouterr().out.split("\nlabels:", 1)[1].split("\ndecision:", 1)[0]
+    everything = capsys.readouterr().out.split("\nlabels:", 1)[1].split("\nrerank:", 1)[0]
     assert len(table_rows(everything)) == 57
     assert "prior" in labels_table.splitlines()[1]  # contextual calibration: its prior is a column
 

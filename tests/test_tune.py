@@ -430,7 +430,7 @@ def test_the_config_writer_knows_every_config_field() -> None:
     assert {f.name for f in fields(Config)} == handled
     assert {f.name for f in fields(Label)} == {"name", "completions", "description", "threshold", "bias"}
     assert {f.name for f in fields(Scoring)} == {"normalize", "aggregate", "calibration", "content_free", "direction",
-                                                 "calibration_file", "temperature", "search", "tolerance"}
+                                                 "calibration_file", "temperature", "search", "tolerance", "rerank"}
 
 
 @pytest.mark.slow

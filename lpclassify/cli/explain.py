@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import load_config
 from ..errors import InputError
@@ -146,8 +146,11 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
         mixture = "log-mean-exp of its verbalizations" if cfg["aggregate"] == "logsumexp" else cfg["aggregate"]
         score = f"log P(input | label) ({mixture})" if channel else f"score ({cfg['aggregate']})"
         header: tuple[str, ...] = ("label", score, "p before calibration", "p after calibration")
+        rerank = report.get("rerank")
+        calibrated = {**report["probabilities"], **{name: v["p_direct"] for name, v in rerank["labels"].items()}} \
+            if rerank else report["probabilities"]  # with a rerank, the table shows direct scoring's own
         rows = [(name, _num(report["label_scores"][name]), f"{report['probabilities_uncalibrated'][name]:.4f}",
-                 f"{report['probabilities'][name]:.4f}") for name in names]
+                 f"{calibrated[name]:.4f}") for name in names]
         if report["prior"]:  # what the calibration divided out, beside each label (shown labels only)
             header = (*header, "prior")
             rows = [(*row, f"{report['prior'][row[0]]:.4f}") for row in rows]
@@ -167,11 +170,25 @@ def print_explanation(report: dict[str, Any], *, top: int | None = TOP_LABELS) -
                  f"{report['probabilities'][name]:.4f}", f"{cfg['thresholds'][name]:.3f}") for name in names]
         table(out, header, rows, right=(1, 2, 3, 4))
 
+    if report.get("rerank"):
+        _write_rerank(out, report["rerank"], report["probabilities"])
     prediction = report["prediction"]
     shown = prediction["label"] if prediction["label"] is not None else "(abstain)"
     if len(prediction["labels"]) > 1:
         shown = ", ".join(prediction["labels"])
     out.write(f"\ndecision: {shown}\n  why: {prediction['explanation']}\n")
+
+
+def _write_rerank(out: TextIO, rerank: dict[str, Any], probabilities: dict[str, float]) -> None:
+    """scoring.rerank: the top labels' channel scores and what the product of experts made of them."""
+    out.write(f"\nrerank: the {len(rerank['labels'])} most likely labels scored again as log P(input | label), "
+              "the input's tokens after this prompt with {label} named:\n")
+    for line in rerank["prompt"].split("\n"):
+        out.write(f"  | {line}\n")
+    out.write(f"  they share their probability in proportion to p x P(input | label)^{rerank['weight']:g}\n")
+    rows = [(name, f"{v['p_direct']:.4f}", _num(v["loglik"]), f"{probabilities[name]:.4f}")
+            for name, v in sorted(rerank["labels"].items(), key=lambda item: -probabilities[item[0]])]
+    table(out, ("label", "p direct", "log P(input | label)", "p after rerank"), rows, right=(1, 2, 3))
 
 
 def _num(value: float | None) -> str:

@@ -32,6 +32,7 @@ from .schema import (
     Decision,
     Label,
     MultiLabel,
+    Rerank,
     Runtime,
     Scoring,
 )
@@ -39,6 +40,6 @@ from .validate import parse_config, with_runtime
 
 __all__ = [
     "AGGREGATIONS", "DEFAULT_CONTENT_FREE", "DEFAULT_MULTI_PROMPT", "MODES", "NORMALIZATIONS",
-    "Config", "Decision", "Label", "MultiLabel", "Runtime", "Scoring",
+    "Config", "Decision", "Label", "MultiLabel", "Rerank", "Runtime", "Scoring",
     "load_config", "parse_config", "resolve_config", "shipped_configs", "with_runtime",
 ]

@@ -30,14 +30,20 @@ What channel scoring allows, and why the rest is refused:
   completion's log-prob without the input, and the channel score is already that up to a term the
   same for every label (P(input)).
 * single-label decisions and plain template prompts (not chat messages).
+
+``scoring.rerank: {top: 3, weight: 0.5}`` keeps direct scoring and asks the channel question of
+its ``top`` labels only, with the config turned round by :func:`as_channel` (what it computes:
+:mod:`lpclassify.rerank`); so it needs a direct config that this turn allows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from ..errors import ConfigError
-from .schema import RESERVED_PLACEHOLDERS, Config
+from .schema import RESERVED_PLACEHOLDERS, Config, Rerank
 from .templates import TOKEN, Field, parse_template
 
 CHANNEL_NORMALIZATIONS = ("sum", "mean")
@@ -54,7 +60,9 @@ CHANNEL_HINT = "with scoring.direction: channel"
 
 
 def check_direction(config: Config) -> None:
-    """ConfigError for a setting that channel scoring cannot honour; nothing for direct scoring."""
+    """ConfigError for a setting that channel scoring cannot honour (a rerank's included); nothing for
+    direct scoring."""
+    check_rerank(config)
     scoring = config.scoring
     if not scoring.channel:
         return
@@ -168,3 +176,59 @@ def as_channel(config: Config) -> Config:
     turned = replace(config, prompt=channel_template(config.prompt), scoring=scoring, search=search)
     check_direction(turned)
     return turned
+
+
+RERANK_HINT = "scoring.rerank scores direct scoring's top labels again as P(input | label)"
+MAX_WEIGHT = 100.0
+
+
+def parse_rerank(data: Any, *, source: str) -> Rerank | None:
+    """The ``scoring.rerank`` mapping -> :class:`Rerank` (None: no rerank); ConfigError naming the key."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping such as {{top: 3, weight: 0.5}}, got {type(data).__name__}",
+                          source=source, key="scoring.rerank")
+    for key in data:
+        if key not in ("top", "weight"):
+            hint = " did you mean 'top'?" if str(key).startswith("top") else ""
+            raise ConfigError(f"unknown key; expected one of: top, weight;{hint}" if hint else
+                              "unknown key; expected one of: top, weight", source=source, key=f"scoring.rerank.{key}")
+    top = data.get("top", Rerank.top)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 2:
+        raise ConfigError(f"expected an integer >= 2, got {top!r}", source=source, key="scoring.rerank.top")
+    weight = data.get("weight", Rerank.weight)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= MAX_WEIGHT:
+        raise ConfigError(f"expected a number between 0 and {MAX_WEIGHT:g}, got {weight!r}", source=source,
+                          key="scoring.rerank.weight")
+    return Rerank(top=top, weight=float(weight))
+
+
+RERANK_HINT = "scoring.rerank scores direct scoring's top labels again as P(input | label)"
+
+
+def check_rerank(config: Config) -> None:
+    """ConfigError for a ``scoring.rerank`` that cannot run: it reranks one direct, single-label
+    decision, with the config's own plain prompt turned round (:func:`as_channel`)."""
+    rerank = config.scoring.rerank
+    if rerank is None:
+        return
+    source = config.source
+    if config.scoring.channel:
+        raise ConfigError(f"{RERANK_HINT}; this config already scores that way: drop scoring.rerank, or use "
+                          "scoring.direction: direct", source=source, key="scoring.rerank")
+    if config.decision.mode != "single":
+        raise ConfigError(f"{RERANK_HINT}, which is a single-label decision; multi-label configs decide every "
+                          "label on its own", source=source, key="scoring.rerank")
+    if config.chat:
+        raise ConfigError(f"{RERANK_HINT} from the prompt turned round, which needs a plain template prompt, "
+                          "not chat messages", source=source, key="scoring.rerank")
+    if rerank.top > len(config.labels):
+        raise ConfigError(f"top is {rerank.top} but the config has {len(config.labels)} labels",
+                          source=source, key="scoring.rerank.top")
+    try:
+        as_channel(replace(config, scoring=replace(config.scoring, rerank=None, calibration="none",
+                                                   normalize="sum")))
+    except ConfigError as exc:
+        raise ConfigError(f"{RERANK_HINT}, and the config cannot be scored that way: {exc.message}",
+                          source=source, key=exc.key or "scoring.rerank") from None

@@ -61,6 +61,8 @@ def config_mapping(config: Config) -> dict[str, Any]:
         scoring["search"] = s.search
     if s.tolerance is not None:
         scoring["tolerance"] = s.tolerance
+    if s.rerank is not None:
+        scoring["rerank"] = {"top": s.rerank.top, "weight": s.rerank.weight}
     out["scoring"] = scoring
     d = config.decision
     decision: dict[str, Any] = {"mode": d.mode, "threshold": d.threshold, "top_k": d.top_k}

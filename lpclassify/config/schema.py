@@ -74,6 +74,15 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Rerank:
+    """``scoring.rerank``: direct scoring's ``top`` labels scored again as P(input | label) and decided
+    by log p_direct + ``weight`` * log p_channel (see :mod:`lpclassify.rerank`)."""
+
+    top: int = 3
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class Scoring:
     normalize: str = "sum"
     aggregate: str = "logsumexp"
@@ -95,6 +104,7 @@ class Scoring:
     # "top_k": decode only the trie branches that can still reach the top decision.top_k (see lpclassify.top_k)
     search: str = "exhaustive"
     tolerance: float | None = None  # top_k: go on until the probabilities are exact to this share of themselves
+    rerank: Rerank | None = None  # the top labels scored again the other way round (lpclassify.rerank)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..calibration.registry import method_names
 from ..errors import ConfigError, ConfigErrors
-from .direction import check_direction
+from .direction import check_direction, parse_rerank
 from .labels_file import read_labels_file
 from .prompt import check_placeholders, parse_examples, parse_prompt
 from .schema import (
@@ -303,7 +303,7 @@ def _parse_labels(top: _Reader, source: str) -> tuple[Label, ...]:
 def _parse_scoring(top: _Reader, source: str) -> Scoring:
     reader = _Reader(top.data.get("scoring", {}) or {}, source, "scoring",
                      ("normalize", "aggregate", "calibration", "content_free", "calibration_file", "temperature",
-                      "direction", "search", "tolerance"), top.problems)
+                      "direction", "search", "tolerance", "rerank"), top.problems)
     direction = reader.choice("direction", DIRECTIONS, "direct")
     # contextual calibration has no meaning for channel scoring (config/direction.py says why): none there
     default_calibration = "none" if direction == "channel" else Scoring.calibration
@@ -317,6 +317,7 @@ def _parse_scoring(top: _Reader, source: str) -> Scoring:
         direction=direction,
         search=reader.choice("search", SEARCHES, "exhaustive"),
         tolerance=reader.number("tolerance", 0.0, low=0.0, high=1.0) if reader.has("tolerance") else None,
+        rerank=parse_rerank(reader.data.get("rerank"), source=source),
     )
 
 

@@ -97,6 +97,8 @@ def _decide(clf: Classifier, items: Sequence[Input], raw: RawScores | None, offs
         chunk = items[start:start + size]
         n_live = sum(1 for item in chunk if not is_blank(item))
         rows = raw.rows(np.arange(offset, offset + n_live)) if raw is not None and n_live else None
+        if rows is not None:  # scoring.rerank: each text's top labels scored again, per chunk as classify_many does
+            rows = clf.rerank(rows, [item for item in chunk if not is_blank(item)])
         decided = iter(clf.decide(rows) if rows is not None else ())
         offset += n_live
         out.extend(next(decided) if not is_blank(item) else empty_prediction(clf) for item in chunk)
