@@ -50,7 +50,7 @@ from .bindings import KvMemory, KvState, create_context, default_threads, load_l
 from .decoder import Decoder, EngineStats
 from .engine import PIN_BLOCK, Engine
 from .kv_cells import KvCells, Row
-from .planner import FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, TEXT_SEQS, Chooser, Limits
+from .planner import FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, SHARED_OUTPUTS, TEXT_SEQS, Chooser, Limits
 from .vocab import Vocab, chat_template_text, model_metadata
 
 log = logging.getLogger("lpclassify")
@@ -235,6 +235,7 @@ class LlamaCppBackend(ModelHandle):
             return results
 
     def _limits(self) -> Limits:
-        # shared decodes may read as many logit rows as one alone: with ggml's K-quant kernel pinned
-        # (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend on how many rows a decode reads
-        return Limits(self.batch_size, self.max_outputs, self.n_batch, shared_outputs=self.max_outputs)
+        # with ggml's K-quant kernel pinned (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend
+        # on how many rows a decode reads: shared decodes read up to planner.SHARED_OUTPUTS (for speed)
+        return Limits(self.batch_size, self.max_outputs, self.n_batch,
+                      shared_outputs=min(self.max_outputs, SHARED_OUTPUTS))

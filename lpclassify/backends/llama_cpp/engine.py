@@ -46,6 +46,10 @@ from .planner import (
 # The pinned prefix is kept to whole multiples of this many cells: softmax sums a row in
 # blocks of 16 floats, so a prefix block must not mix with a text's own cells.
 PIN_BLOCK = 16
+# Texts with at most this many trie branches are decoded wave by wave: packing them saves a decode
+# or two but fills KV cells around its regions (SmolLM2, 4 AG News labels, 4 texts: 0.64-0.82x
+# the wave plan packed above 2 branches, 0.98-1.00x above 4; benchmarks/labels.py --compare-waves).
+PACK_ABOVE_WAVES = 4
 
 class Engine:
     """Scores encoded texts on one context, keeping the pinned prefix between calls."""
@@ -168,7 +172,7 @@ class Engine:
 
     def _run(self, plans: Sequence[TextPlan], choosers: Sequence[Chooser] | None, limits: Limits) -> ScoreResult:
         """Decode laid-out texts together, packed or wave by wave, and read their candidates."""
-        if choosers is None and self.pack and max(plan.n_waves for plan in plans) > 2:
+        if choosers is None and self.pack and max(plan.n_waves for plan in plans) > PACK_ABOVE_WAVES:
             return self._run_packed(plans, limits)
         lib, memory = self._lib, self._memory
         try:

@@ -42,9 +42,15 @@ MIN_DECODE_TOKENS = 8
 # a completion's scored tokens, 1-7 rows for completions under 8 tokens, so without a pinned
 # kernel texts and branches share a decode only while it reads at most this many rows (the
 # Limits default). The llama.cpp backend pins ggml's K-quant kernel at every width
-# (bindings.TILED_AT_EVERY_WIDTH: the switch is ggml_tiled_min_batch, 8 src1 columns) and lifts
-# the cap to max_outputs.
+# (bindings.TILED_AT_EVERY_WIDTH: the switch is ggml_tiled_min_batch, 8 src1 columns) and raises
+# the cap to SHARED_OUTPUTS.
 EXACT_OUTPUTS = 7
+# With the kernel pinned any count is exact; this one is chosen for speed. Uncapped, a packed decode
+# took so many branch regions that filling the KV cells between them cost more than the decodes it
+# saved (benchmarks/labels.py --quick --compare-waves, 4 texts, 1 thread: SmolLM2 20 labels 0.88x
+# the wave plan uncapped, 1.36-1.42x at 16; Gemma 3 20 labels 1.16x at 32, 1.30x at 16; at 150 and
+# 1,000 labels 16 and 32 within 8 % of each other).
+SHARED_OUTPUTS = 16
 
 # A trie node: the tokens after the prompt (() is the last prompt row) -> log p of each token read there.
 NodeValues = dict[tuple[int, ...], dict[int, float]]
