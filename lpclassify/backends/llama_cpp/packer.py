@@ -31,7 +31,8 @@ With a cap of 7 (``EXACT_OUTPUTS``) every checked score is bit-identical to the 
 models, at a cost in decodes: 150 labels, 4 AG News texts, Gemma 3: 3.0 decodes per text
 uncapped, 10.75 capped, 28.5 for the wave plan. The llama.cpp backend now pins the tiled kernel
 at every width (``bindings.TILED_AT_EVERY_WIDTH``), and with it shared decodes read up to
-``max_outputs`` rows, still bit-identical to the oracle (tests/test_many_labels.py). Packing is
+``planner.SHARED_OUTPUTS`` (16) rows, still bit-identical to the oracle (tests/test_many_labels.py);
+16 rather than more for speed (see there). Packing is
 the default for exhaustive scoring (LPCLASSIFY_PACK=0: one branch of a text per decode).
 
 Pure Python but for the ``Ops`` it is given, so tests/test_kv_cells.py runs it against a
