@@ -108,7 +108,9 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         # The overrides alone, validated by the config parser (same messages, same limits) ...
         checked = parse_config({"prompt": self.prompt if self.prompt is not None else prompt_data(base.prompt),
                                 "labels": list(base.label_names), "model": self.model or base.model,
-                                "scoring": {k: v for k, v in scoring.items() if v is not None},
+                                # the config's direction decides which placeholders the prompt may use
+                                "scoring": {"direction": base.scoring.direction,
+                                            **{k: v for k, v in scoring.items() if v is not None}},
                                 "decision": decision,
                                 "runtime": {k: v for k, v in runtime.items() if v is not None}}, source=base.source)
         # ... then applied to the config, so that everything else in it is kept as it is.

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import render  # noqa: E402
 import run  # noqa: E402
 
-SCRIPTS = {"throughput": "throughput.py", "labels": "labels.py", "scale": "scale.py", "fewshot-cost": "fewshot.py",
-           "fewshot-chat": "fewshot.py", "serve": "serve.py"}
+SCRIPTS = {"throughput": "throughput.py", "labels": "labels.py", "labels-smollm2": "labels.py", "scale": "scale.py",
+           "fewshot-cost": "fewshot.py", "fewshot-chat": "fewshot.py", "serve": "serve.py"}
 
 
 def committed_outputs() -> dict[str, str]:

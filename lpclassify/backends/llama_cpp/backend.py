@@ -46,11 +46,11 @@ from ...models.gguf import check_gguf
 from ...tokenization import EncodedText
 from ..base import ChatTemplate, ModelHandle, ModelIdentity, ScoreResult
 from ..reference import check_reference_capacity, score_each_alone
-from .bindings import KvMemory, KvState, create_context, default_threads, load_llama_cpp, load_model
+from .bindings import KvMemory, KvState, create_context, default_threads, load_llama_cpp, load_model, pinned_kernel
 from .decoder import Decoder, EngineStats
 from .engine import PIN_BLOCK, Engine
 from .kv_cells import KvCells, Row
-from .planner import FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, SHARED_OUTPUTS, TEXT_SEQS, Chooser, Limits
+from .planner import EXACT_OUTPUTS, FILLER_SEQS, N_SEQ_MAX, SCRATCH_SEQS, SHARED_OUTPUTS, TEXT_SEQS, Chooser, Limits
 from .vocab import Vocab, chat_template_text, model_metadata
 
 log = logging.getLogger("lpclassify")
@@ -237,5 +237,6 @@ class LlamaCppBackend(ModelHandle):
     def _limits(self) -> Limits:
         # with ggml's K-quant kernel pinned (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend
         # on how many rows a decode reads: shared decodes read up to planner.SHARED_OUTPUTS (for speed)
-        return Limits(self.batch_size, self.max_outputs, self.n_batch,
-                      shared_outputs=min(self.max_outputs, SHARED_OUTPUTS))
+        # (opt-in, bindings.pinned_kernel); unpinned, as many as the oracle reads (EXACT_OUTPUTS)
+        shared = SHARED_OUTPUTS if pinned_kernel() else EXACT_OUTPUTS
+        return Limits(self.batch_size, self.max_outputs, self.n_batch, shared_outputs=min(self.max_outputs, shared))

@@ -80,11 +80,19 @@ _backend_initialised = False
 TILED_AT_EVERY_WIDTH = ("GGML_CPU_TILED_MM_FORCE", "1")
 
 
+def pinned_kernel() -> bool:
+    """Opt-in (LPCLASSIFY_PIN_KQUANT=1): the pinned kernel lets shared decodes read 16 logit rows
+    exactly, but it halved Gemma 3's rate on 2-label SST-2 (the tiled kernel at 1-7 columns is slow
+    there), so by default decodes that several texts share read at most 7 rows instead."""
+    return os.environ.get("LPCLASSIFY_PIN_KQUANT") == "1"
+
+
 def load_llama_cpp() -> tuple[Any, LogCapture]:
     """Import llama_cpp and set up logging and the backend once; returns the module and the log."""
     global _log_capture, _backend_initialised
-    name, value = TILED_AT_EVERY_WIDTH
-    os.environ[name] = value
+    if pinned_kernel():
+        name, value = TILED_AT_EVERY_WIDTH
+        os.environ[name] = value
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - a broken install
