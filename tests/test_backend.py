@@ -149,6 +149,20 @@ def test_engine_matches_an_independent_full_evaluation(backend) -> None:
             assert np.abs(values - expected).max() <= 1e-4
 
 
+def test_a_logit_row_does_not_depend_on_how_many_rows_its_decode_reads(gemma_backend) -> None:
+    # llama.cpp runs the last layer on the logit rows only; unpinned, its K-quant matmuls take another
+    # kernel from 8 columns on (bindings.TILED_AT_EVERY_WIDTH), and row 31 here moves on Gemma 3.
+    # Rows 24-39 are read alone too (a decode each)
+    backend = gemma_backend
+    prompt = backend.tokenize(TEMPLATE.format(TEXTS[2]), True)
+    continuation = backend.tokenize(" " + " ".join(TEXTS[2:] + TEXTS[:2]), False)[:40]
+    together = backend._score_alone(prompt, continuation)  # 40 logit rows in one decode
+    checked = range(24, 40)
+    alone = [backend._score_alone(prompt + continuation[:k], continuation[k:k + 1])[0] for k in checked]
+    moved = [k for k, value in zip(checked, alone, strict=True) if together[k] != value]
+    assert not moved, f"rows {moved} read among 40 differ from the same rows read alone"
+
+
 def test_a_texts_scores_do_not_depend_on_its_batch(backend) -> None:
     encoded = encode_all(backend)
     alone = [backend.score([text], prefix=PREFIX_TOKENS[backend])[0] for text in encoded]

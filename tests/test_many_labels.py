@@ -95,7 +95,8 @@ PHRASES = ["darfur region", "quarterly profit", "oil prices", "stock market", "w
 
 
 def test_packed_decodes_equal_the_oracle_bit_for_bit(gemma_backend) -> None:
-    # exhaustive scoring packs many branches per decode, but never more logit rows than the oracle reads
+    # exhaustive scoring packs many branches per decode, more logit rows than the oracle reads: ggml's
+    # K-quant kernel is pinned at every width (bindings.TILED_AT_EVERY_WIDTH), so the bits still agree
     from lpclassify.backends.llama_cpp.planner import EXACT_OUTPUTS
 
     backend = gemma_backend
@@ -115,7 +116,7 @@ def test_packed_decodes_equal_the_oracle_bit_for_bit(gemma_backend) -> None:
     finally:
         del backend._decoder.decode
     waves = len(trie_leaves(encoded[0]))
-    assert max(rows) == EXACT_OUTPUTS and len(rows) < waves / 2  # full decodes, far fewer than one per branch
+    assert max(rows) > EXACT_OUTPUTS and len(rows) < waves / 2  # full decodes, far fewer than one per branch
     oracle = backend.score_reference(encoded)
     for candidate, p, o in zip(encoded[0].candidates, packed[0], oracle[0], strict=True):
         assert np.array_equal(p, o), f"{candidate.completion!r}: packed {p} vs oracle {o}"

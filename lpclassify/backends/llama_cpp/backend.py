@@ -236,7 +236,7 @@ class LlamaCppBackend(ModelHandle):
 
     def _limits(self) -> Limits:
         # with ggml's K-quant kernel pinned (bindings.TILED_AT_EVERY_WIDTH) a row's bits do not depend
-        # on how many rows a decode reads: shared decodes read up to planner.SHARED_OUTPUTS (for speed)
-        # (opt-in, bindings.pinned_kernel); unpinned, as many as the oracle reads (EXACT_OUTPUTS)
+        # on how many rows a decode reads: shared decodes read up to planner.SHARED_OUTPUTS (for speed);
+        # unpinned (LPCLASSIFY_PIN_KQUANT=0), as many as the oracle reads (EXACT_OUTPUTS)
         shared = SHARED_OUTPUTS if pinned_kernel() else EXACT_OUTPUTS
         return Limits(self.batch_size, self.max_outputs, self.n_batch, shared_outputs=min(self.max_outputs, shared))
