@@ -136,8 +136,11 @@ def chosen(result: TuneResult) -> str:
     n_prompts = len({variant.prompt for variant in result.variants}) if result.variants else len(result.prompts)
     shots = (f"{v.shots} demonstration(s) per label (under examples:, round-robin by label)" if v.shots
              else "no demonstrations")
+    rerank = (f", then its top {s.rerank.top} labels reranked by P(input | label) (scoring.rerank, weight "
+              f"{s.rerank.weight:g})") if s.rerank else ""
     return (f"prompt {v.prompt + 1} of {n_prompts}, {v.direction} scoring, {shots}, verbalizer "
-            f"'{s.verbalizer}', normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}")
+            f"'{s.verbalizer}', normalize {s.normalize}, aggregate {s.aggregate}, calibration {s.calibration}"
+            f"{rerank}")
 
 
 def summary(result: TuneResult) -> str:

@@ -66,6 +66,19 @@ class Budget:
                             f"{self.seconds:.0f} s budget")
         return False
 
+    def allows_settings(self, what: str, n_settings: int) -> bool:
+        """Whether the search over ``n_settings`` (``what`` included: settings that need no pass, such as
+        reranks) fits what is left; records the skip when not."""
+        if self.seconds is None:
+            return True
+        search = self.per_setting * n_settings
+        left = self.seconds - (time.perf_counter() - self.started)
+        if search <= left:
+            return True
+        self.skipped.append(f"{what}: the search (about {search:.0f} s) would not fit the {max(left, 0):.0f} s "
+                            f"left of the {self.seconds:.0f} s budget")
+        return False
+
     def time_search(self, search: Search, folds: int) -> None:
         """Time a sample of ``search``'s settings (cross-validated as a selection does) to predict the search:
         each setting is scored in ``folds + 1`` selections, and refinement adds a share of that."""

@@ -28,7 +28,7 @@ from ..classifier import Classifier
 from ..config import AGGREGATIONS, NORMALIZATIONS, Config
 from ..config.direction import CHANNEL_NORMALIZATIONS, CHANNEL_REFUSED_CALIBRATIONS
 from ..config.dump import config_yaml, prompt_data
-from ..config.schema import DIRECTIONS, PromptTemplate
+from ..config.schema import DIRECTIONS, PromptTemplate, Rerank
 from ..errors import ConfigError, InputError
 from ..evaluation import score_texts
 from ..inputs import Input, input_words
@@ -36,12 +36,15 @@ from ..labels import label_indices
 from ..records.files import atomic_output
 from .budget import Budget
 from .demos import Variant, available_shots, demo_pool, demonstrations, examples_of, variant_config
+from .rerank import rerank_pairs, rerank_settings
 from .search import (
     OuterFold,
     PromptScores,
+    RerankSetting,
     Score,
     Search,
     Setting,
+    channel_log_likelihoods,
     label_free_methods,
     nested_estimate,
     settings_for,
@@ -145,6 +148,8 @@ class TuneResult:
                        "completions": {label.name: list(label.completions) for label in self.config.labels},
                        "normalize": self.setting.normalize, "aggregate": self.setting.aggregate,
                        "calibration": self.setting.calibration, "fitted": self.setting.fit,
+                       "rerank": None if self.setting.rerank is None else {
+                           "top": self.setting.rerank.top, "weight": self.setting.rerank.weight},
                        "bias": list(self.bias), "temperature": self.temperature},
             "outer_folds": [{"n": len(f.test_rows), "chosen": f.chosen.describe(), "inner_cv": score(f.inner),
                              "held_out": score(f.held_out),
@@ -203,6 +208,8 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         raise InputError(f"--folds must be between 2 and half the examples ({len(texts) // 2}), got {folds}")
     if len(set(y_all.tolist())) < 2:
         raise InputError("the labelled examples must cover at least two labels")
+    given_rerank = config.scoring.rerank  # searched as a setting of its own (see .rerank), not carried along
+    config = replace(config, scoring=replace(config.scoring, rerank=None))
     if config.chat or config.scoring.channel:
         directions = [config.scoring.direction]  # a chat prompt cannot be turned round; a channel one already is
     prompts = (config.prompt, *(p for p in config.search.prompts if p != config.prompt))
@@ -251,6 +258,11 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         if len(scores) == 1:  # what a setting costs the search, from a sample of the first variant's
             budget_plan.time_search(Search(scores, y, settings, options, folds=folds, seed=seed,
                                            batch_chunk=batch_chunk_size(config.runtime.batch_size)), folds)
+    pairs = rerank_pairs(config, prompts, variants)
+    reranks = rerank_settings(settings, scores, pairs, len(config.labels))
+    if reranks and budget_plan.allows_settings(f"rerank of the top labels ({len(reranks)} settings)",
+                                               len(settings) + len(reranks)):
+        settings += reranks
     # the config as given, when the search can score it (a label-free calibration, no bias of its own, scored
     # without demonstrations as it is): the setting every other must beat (see .search's selection rule)
     own = None
@@ -259,6 +271,12 @@ def tune(config: Config, backend: Backend, texts: Sequence[Input], labels: Seque
         own = replace(settings[0], completions=tuple(label.completions for label in config.labels), fit=False)
         if not all((i, c) in scores[0].columns for i, found in enumerate(own.completions) for c in found):
             own = None  # a completion the pass did not score as the config's (shared with another label, channel)
+        elif given_rerank is not None:  # its rerank, when the channel pass scored what it reads; else not scorable
+            own = replace(own, rerank=RerankSetting(pairs[0], given_rerank.top, given_rerank.weight)) \
+                if 0 in pairs else None
+    if own is not None and own.rerank is not None and \
+            channel_log_likelihoods(scores[own.rerank.scores], own.completions, own.aggregate) is None:
+        own = None  # its rerank reads a verbalization the channel pass did not score
     search = Search(scores, y, settings, options, folds=folds, seed=seed,
                     batch_chunk=batch_chunk_size(config.runtime.batch_size), base=own)
     total = search.steps_per_select() * (folds + 1)
@@ -318,6 +336,8 @@ def chosen_config(config: Config, prompt: PromptTemplate, setting: Setting, bias
     """``config`` with what ``tune`` chose: prompt, completions, scoring, per-label bias and temperature."""
     labels = tuple(replace(label, completions=found, bias=float(b))
                    for label, found, b in zip(config.labels, setting.completions, bias, strict=True))
+    rerank = None if setting.rerank is None else Rerank(setting.rerank.top, setting.rerank.weight)
     scoring = replace(config.scoring, normalize=setting.normalize, aggregate=setting.aggregate,
-                      calibration=setting.calibration, calibration_file=None, temperature=float(temperature))
+                      calibration=setting.calibration, calibration_file=None, temperature=float(temperature),
+                      rerank=rerank)
     return replace(config, prompt=prompt, labels=labels, scoring=scoring)

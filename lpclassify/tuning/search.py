@@ -32,6 +32,10 @@ standard error), nor exact (cross-validated rows share their folds' fits, so the
 independent); it is a margin that grows with how much two settings disagree: a one-row win never
 clears it, a win of a few rows with few losses does.
 
+A setting may carry a rerank (:class:`RerankSetting`, ``scoring.rerank``): its direct probabilities,
+after the fitted bias if any, then its ``top`` labels per row decided again with the channel pass of
+the same prompt (:func:`reranked`, the rerank stage's own arithmetic); :mod:`.rerank` says which.
+
 Honesty: the chosen setting's cross-validated score is optimistic (it is the best of many), so
 :func:`nested_estimate` repeats the whole selection, rule included, inside each outer training
 split and scores the winner on the outer held-out fold it never saw: that is the accuracy
@@ -47,9 +51,11 @@ import numpy as np
 
 from .. import calibration, pipeline
 from ..calibration import BATCH_CHUNK, CalibrationState, fit_bias_temperature
+from ..config.direction import verbalization
 from ..config.schema import PromptTemplate
 from ..inputs import chunks
-from ..normalize import label_bias, safe_log
+from ..normalize import aggregate, label_bias, safe_log
+from ..rerank import combine
 
 # Cross-validation fits stop earlier than the final one: a ranking of settings needs less precision.
 CV_FIT = {"tol": 1e-6, "max_steps": 30}
@@ -86,6 +92,17 @@ class PromptScores:
 
 
 @dataclass(frozen=True)
+class RerankSetting:
+    """``scoring.rerank`` on a direct setting: its ``top`` labels scored again by the channel pass
+    ``scores`` (an index into the search's :class:`PromptScores`: the same prompt turned round, no
+    demonstrations), decided by log p_direct + ``weight`` * log p_channel (:mod:`lpclassify.rerank`)."""
+
+    scores: int
+    top: int
+    weight: float
+
+
+@dataclass(frozen=True)
 class Setting:
     """One candidate classifier (see the module docstring)."""
 
@@ -96,6 +113,7 @@ class Setting:
     aggregate: str
     calibration: str
     fit: bool
+    rerank: RerankSetting | None = None
 
     def scoring(self) -> pipeline.Setting:
         """The label-free part, as the pipeline's setting (the fitted bias and temperature come on top)."""
@@ -103,8 +121,9 @@ class Setting:
 
     def describe(self) -> str:
         fit = " + fitted bias/temperature" if self.fit else ""
+        rerank = f", rerank top {self.rerank.top} weight {self.rerank.weight:g}" if self.rerank else ""
         return (f"prompt {self.prompt}, verbalizer {self.verbalizer}, normalize {self.normalize}, "
-                f"aggregate {self.aggregate}, calibration {self.calibration}{fit}")
+                f"aggregate {self.aggregate}, calibration {self.calibration}{fit}{rerank}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,37 @@ def label_log_probs(scores: PromptScores, setting: Setting, *, batch_chunk: int 
     return safe_log(np.concatenate(probs) if probs else np.empty((0, columns.n_labels)))
 
 
+def channel_log_likelihoods(channel: PromptScores, completions: Sequence[tuple[str, ...]],
+                            aggregation: str) -> np.ndarray | None:
+    """Each label's log p(input | label) as the rerank stage of a config with these direct ``completions``
+    and ``aggregate`` computes it (:func:`lpclassify.rerank.label_loglik`): the channel pass's columns of
+    the label's verbalizations (its completions stripped), combined as channel scoring combines them
+    (``logsumexp``: a uniform mixture). ``(n_texts, n_labels)``; None when the pass did not score one of
+    them, or a label names one verbalization twice (the rerank's channel config would refuse it)."""
+    verbalized = {(label, verbalization(c)): i for i, (label, c) in enumerate(channel.columns)}
+    cols, owners = [], []
+    for label, found in enumerate(completions):
+        said = [verbalization(c) for c in found]
+        if len(set(said)) != len(said) or any((label, v) not in verbalized for v in said):
+            return None
+        cols += [verbalized[(label, v)] for v in said]
+        owners += [label] * len(said)
+    channel_aggregate = "logmeanexp" if aggregation == "logsumexp" else aggregation  # as Scoring.label_aggregate
+    return aggregate(channel.logprobs[:, cols], owners, len(completions), channel_aggregate)
+
+
+def reranked(log_probs: np.ndarray, channel: np.ndarray, top: int, weight: float) -> np.ndarray:
+    """Log-probabilities after the rerank stage: each row's ``top`` most probable labels (as
+    :meth:`lpclassify.rerank.Reranker.scores` picks them) share their probability by
+    :func:`lpclassify.rerank.combine` with their channel log-likelihoods."""
+    probs = np.exp(log_probs)
+    picked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+    masked = np.full(probs.shape, np.nan)
+    rows = np.arange(len(probs))[:, None]
+    masked[rows, picked] = channel[rows, picked]
+    return safe_log(combine(probs, masked, weight))
+
+
 def apply_fit(log_probs: np.ndarray, bias: Sequence[float], temperature: float) -> np.ndarray:
     """A fitted bias and temperature on label-free log-probabilities: the pipeline's last step, as the
     written config computes it (:func:`~lpclassify.normalize.label_bias`)."""
@@ -228,6 +278,32 @@ class Search:
         self.batch_chunk = batch_chunk
         self.base = base  # the config as given: the reference a setting must beat (None: the best by CV)
         self._cache: dict[tuple, np.ndarray] = {}
+        self._channel: dict[tuple, np.ndarray | None] = {}
+        self._held: tuple[tuple, np.ndarray] | None = None  # the last direct held-out scores (reranks reuse them)
+
+    def channel(self, setting: Setting) -> np.ndarray | None:
+        """The channel log-likelihoods ``setting``'s rerank reads (None: no rerank, or its pass lacks one)."""
+        if setting.rerank is None:
+            return None
+        key = (setting.rerank.scores, setting.completions, setting.aggregate)
+        if key not in self._channel:
+            self._channel[key] = channel_log_likelihoods(self.scores[setting.rerank.scores], setting.completions,
+                                                         setting.aggregate)
+        return self._channel[key]
+
+    def can_rerank(self, setting: Setting) -> bool:
+        """Whether the search can compute ``setting`` exactly (a rerank: its channel pass scored every
+        verbalization its completions need)."""
+        return setting.rerank is None or self.channel(setting) is not None
+
+    def finish(self, setting: Setting, log_probs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``log_probs`` of ``rows`` (after any fitted bias) through ``setting``'s rerank, if it has one."""
+        if setting.rerank is None:
+            return log_probs
+        channel = self.channel(setting)
+        if channel is None:  # never a guess: such a setting is not searched (see can_rerank)
+            raise ValueError(f"the channel pass did not score every verbalization of {setting.describe()}")
+        return reranked(log_probs, channel[rows], setting.rerank.top, setting.rerank.weight)
 
     def log_probs(self, setting: Setting) -> np.ndarray:
         key = (setting.prompt, setting.completions, setting.normalize, setting.aggregate, setting.calibration)
@@ -237,8 +313,12 @@ class Search:
 
     def cv_score(self, setting: Setting, rows: np.ndarray) -> Score:
         """Cross-validated score of ``setting`` on ``rows`` (the fit, if any, never sees the row it scores)."""
-        folds = folds_of(self.y[rows], self.k, self.seed)
-        return score_of(held_out_log_probs(self.log_probs(setting), self.y, rows, folds, setting.fit), self.y[rows])
+        direct = replace(setting, rerank=None, verbalizer="")
+        key = (direct, rows.tobytes())
+        if self._held is None or self._held[0] != key:  # a setting's reranks follow it: fit once for all of them
+            folds = folds_of(self.y[rows], self.k, self.seed)
+            self._held = (key, held_out_log_probs(self.log_probs(setting), self.y, rows, folds, setting.fit))
+        return score_of(self.finish(setting, self._held[1], rows), self.y[rows])
 
     def steps_per_select(self) -> int:
         return len(self.settings) + max(sum(len(o) for o in per_prompt) for per_prompt in self.options)
@@ -266,6 +346,8 @@ class Search:
                     continue
                 completions = (*current.completions[:label], option, *current.completions[label + 1:])
                 candidate = replace(current, completions=completions, verbalizer=verbalizer)
+                if not self.can_rerank(candidate):  # a verbalization the channel pass did not score
+                    continue
                 tried.append((candidate, self.cv_score(candidate, rows)))
             best = best_beating(best, tried)
         if progress:
@@ -276,9 +358,9 @@ class Search:
         """Log-probabilities of ``test`` rows under ``setting``, fitted (if it fits) on ``train`` rows only."""
         log_probs = self.log_probs(setting)
         if not setting.fit:
-            return log_probs[test]
+            return self.finish(setting, log_probs[test], test)
         params = fit_bias_temperature(log_probs[train], self.y[train])
-        return apply_fit(log_probs[test], params.bias, params.temperature)
+        return self.finish(setting, apply_fit(log_probs[test], params.bias, params.temperature), test)
 
 
 @dataclass(frozen=True)
