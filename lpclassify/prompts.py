@@ -128,7 +128,9 @@ class Prompter:
             parts: list[Part] = []
             for example in config.examples:
                 if config.scoring.channel:  # the label first, then the example: as the input will be scored
-                    named = {**example.values, "label": self._answer(example.labels, 0)}
+                    # a rerank's scorer of a few labels gets each demonstration's answer written in
+                    answer = example.values.get("label") or self._answer(example.labels, 0)
+                    named = {**example.values, "label": answer}
                     parts += _parts(config.prompt, reserved, named)
                     parts.append(Segment(config.example_separator, True))
                     continue

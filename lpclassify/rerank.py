@@ -26,7 +26,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .config import Config
-from .config.direction import as_channel
+from .config.direction import as_channel, verbalization
 from .inputs import Input
 from .normalize import aggregate, safe_log
 from .scorer import Scorer
@@ -42,7 +42,16 @@ def channel_config(config: Config) -> Config:
     plain = replace(config, scoring=replace(config.scoring, rerank=None, calibration="none", normalize="sum",
                                             search="exhaustive"),
                     decision=replace(config.decision, top_k=1), search=replace(config.search, prompts=()))
-    return as_channel(plain)
+    return with_demo_answers(as_channel(plain))
+
+
+def with_demo_answers(config: Config) -> Config:
+    """Each demonstration with its ``{label}`` written in: a scorer of a few top labels then renders every
+    demonstration as the whole config does, whichever labels it scores (``prompts.py`` reads it)."""
+    answers = {label.name: verbalization(label.completions[0]) for label in config.labels}
+    examples = tuple(replace(example, fields=(*example.fields, ("label", answers[example.labels[0]])))
+                     for example in config.examples)
+    return replace(config, examples=examples)
 
 
 class Reranker:

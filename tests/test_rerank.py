@@ -159,3 +159,18 @@ def test_rerank_scores_of_the_engine_equal_the_oracle_and_a_channel_config(backe
     full = channel.calibrator.trace(channel.raw_scores(TEXTS)).label_scores
     reranked = np.isfinite(fast.rerank)
     assert np.array_equal(fast.rerank[reranked], full[reranked])  # the same numbers, scored for fewer labels
+
+
+def test_demonstrations_render_in_every_rerank_as_in_the_whole_channel_config() -> None:
+    # a demonstration whose label is not among a text's top labels still shows its own answer
+    examples = [{"text": "The keeper saved a penalty in the last minute.", "label": "sports"},
+                {"text": "The central bank raised interest rates again.", "label": "business"}]
+    clf = Classifier(load_config(config(examples=examples)), CharBackend())
+    raw = clf.raw_scores(TEXTS)
+    assert raw.rerank is not None
+    assert any(not np.isfinite(row[0]) for row in raw.rerank)  # some texts' top two leave out "sports"
+    plain = {**TOPIC, "examples": examples, "scoring": {"calibration": "none"}}
+    channel = Classifier(as_channel(load_config(plain)), CharBackend())
+    full = channel.calibrator.trace(channel.raw_scores(TEXTS)).label_scores
+    reranked = np.isfinite(raw.rerank)
+    assert np.array_equal(raw.rerank[reranked], full[reranked])
