@@ -131,7 +131,9 @@ def versions() -> dict[str, str]:
 
 
 def provenance(command: list[str], quick: bool) -> dict[str, Any]:
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # the run's own outputs (reports written before this one, rendered tables) do not make the code dirty
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 ":!benchmarks/reports", ":!docs/benchmarks")
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status), "quick": quick,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "command": shlex.join(["python", *(str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c
