@@ -2,6 +2,7 @@
 
     python benchmarks/ab.py --before a5f4e85 --n 200             # HEAD's working tree vs commit a5f4e85
     python benchmarks/ab.py --before main~3 --models smollm2-135m --data sst2 --rounds 5
+    python benchmarks/ab.py --before HEAD --env-before LPCLASSIFY_PIN_KQUANT=0   # one commit, two settings
 
 Each commit runs in its own process (``PYTHONPATH`` points at a ``git worktree`` of it; the
 installed llama-cpp-python and models are shared), through the public API both have
@@ -59,8 +60,8 @@ def worktree(revision: str) -> Iterator[Path]:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False)
 
 
-def run(tree: Path, model: str, dataset: str, n: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def run(tree: Path, model: str, dataset: str, n: int, extra_env: dict[str, str] | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), **(extra_env or {})}
     command = [sys.executable, __file__, "--worker", str(tree), "--models", model, "--data", dataset, "--n", str(n)]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -75,6 +76,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--data", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--env-before", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="environment variables set for the before side only (e.g. a switch, with --before HEAD)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -82,7 +85,11 @@ def main() -> None:
         return
     if not args.before:
         parser.error("--before REVISION is required")
-    print(f"| model | data | before t/s ({args.before}) | after t/s (working tree) | after/before | identical |")
+    if any("=" not in item for item in args.env_before):
+        parser.error("--env-before takes NAME=VALUE pairs")
+    env_before = dict(item.split("=", 1) for item in args.env_before)
+    label = " ".join([args.before, *args.env_before])
+    print(f"| model | data | before t/s ({label}) | after t/s (working tree) | after/before | identical |")
     print("|---|---|---|---|---|---|")
     with worktree(args.before) as before:
         for model in args.models:
@@ -92,7 +99,7 @@ def main() -> None:
                 for round_ in range(args.rounds):
                     order = [("before", before), ("after", ROOT)]
                     for side, tree in order if round_ % 2 == 0 else order[::-1]:
-                        result = run(tree, model, dataset, args.n)
+                        result = run(tree, model, dataset, args.n, env_before if side == "before" else None)
                         rates[side].append(result["texts_per_s"])
                         outputs.setdefault(side, result["outputs"])
                 b, a = statistics.median(rates["before"]), statistics.median(rates["after"])
