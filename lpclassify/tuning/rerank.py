@@ -26,7 +26,8 @@ from ..config import Config
 from ..config.schema import PromptTemplate
 from ..config.templates import Field, parse_template
 from .demos import Variant
-from .search import PromptScores, RerankSetting, Setting, channel_log_likelihoods
+from .rerank_maths import channel_log_likelihoods
+from .search import PromptScores, RerankSetting, Setting
 
 TOPS = (2, 3, 5)  # labels reranked (those above the number of labels are left out)
 WEIGHTS = (0.3, 0.5, 1.0)  # the channel's weight in log p_direct + weight * log p_channel

@@ -37,6 +37,7 @@ from ..records.files import atomic_output
 from .budget import Budget
 from .demos import Variant, available_shots, demo_pool, demonstrations, examples_of, variant_config
 from .rerank import rerank_pairs, rerank_settings
+from .rerank_maths import channel_log_likelihoods
 from .search import (
     OuterFold,
     PromptScores,
@@ -44,7 +45,6 @@ from .search import (
     Score,
     Search,
     Setting,
-    channel_log_likelihoods,
     label_free_methods,
     nested_estimate,
     settings_for,

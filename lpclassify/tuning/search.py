@@ -34,7 +34,7 @@ clears it, a win of a few rows with few losses does.
 
 A setting may carry a rerank (:class:`RerankSetting`, ``scoring.rerank``): its direct probabilities,
 after the fitted bias if any, then its ``top`` labels per row decided again with the channel pass of
-the same prompt (:func:`reranked`, the rerank stage's own arithmetic); :mod:`.rerank` says which.
+the same prompt (:func:`.rerank_maths.reranked`, the rerank stage's own arithmetic); :mod:`.rerank` says which.
 
 Honesty: the chosen setting's cross-validated score is optimistic (it is the best of many), so
 :func:`nested_estimate` repeats the whole selection, rule included, inside each outer training
@@ -51,11 +51,10 @@ import numpy as np
 
 from .. import calibration, pipeline
 from ..calibration import BATCH_CHUNK, CalibrationState, fit_bias_temperature
-from ..config.direction import verbalization
 from ..config.schema import PromptTemplate
 from ..inputs import chunks
-from ..normalize import aggregate, label_bias, safe_log
-from ..rerank import combine
+from ..normalize import label_bias, safe_log
+from .rerank_maths import channel_log_likelihoods, reranked
 
 # Cross-validation fits stop earlier than the final one: a ranking of settings needs less precision.
 CV_FIT = {"tol": 1e-6, "max_steps": 30}
@@ -195,37 +194,6 @@ def label_log_probs(scores: PromptScores, setting: Setting, *, batch_chunk: int 
                                           scores.n_tokens[part.start:part.stop, cols], chars),
                           columns, scoring, references).probabilities for part in parts]
     return safe_log(np.concatenate(probs) if probs else np.empty((0, columns.n_labels)))
-
-
-def channel_log_likelihoods(channel: PromptScores, completions: Sequence[tuple[str, ...]],
-                            aggregation: str) -> np.ndarray | None:
-    """Each label's log p(input | label) as the rerank stage of a config with these direct ``completions``
-    and ``aggregate`` computes it (:func:`lpclassify.rerank.label_loglik`): the channel pass's columns of
-    the label's verbalizations (its completions stripped), combined as channel scoring combines them
-    (``logsumexp``: a uniform mixture). ``(n_texts, n_labels)``; None when the pass did not score one of
-    them, or a label names one verbalization twice (the rerank's channel config would refuse it)."""
-    verbalized = {(label, verbalization(c)): i for i, (label, c) in enumerate(channel.columns)}
-    cols, owners = [], []
-    for label, found in enumerate(completions):
-        said = [verbalization(c) for c in found]
-        if len(set(said)) != len(said) or any((label, v) not in verbalized for v in said):
-            return None
-        cols += [verbalized[(label, v)] for v in said]
-        owners += [label] * len(said)
-    channel_aggregate = "logmeanexp" if aggregation == "logsumexp" else aggregation  # as Scoring.label_aggregate
-    return aggregate(channel.logprobs[:, cols], owners, len(completions), channel_aggregate)
-
-
-def reranked(log_probs: np.ndarray, channel: np.ndarray, top: int, weight: float) -> np.ndarray:
-    """Log-probabilities after the rerank stage: each row's ``top`` most probable labels (as
-    :meth:`lpclassify.rerank.Reranker.scores` picks them) share their probability by
-    :func:`lpclassify.rerank.combine` with their channel log-likelihoods."""
-    probs = np.exp(log_probs)
-    picked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    masked = np.full(probs.shape, np.nan)
-    rows = np.arange(len(probs))[:, None]
-    masked[rows, picked] = channel[rows, picked]
-    return safe_log(combine(probs, masked, weight))
 
 
 def apply_fit(log_probs: np.ndarray, bias: Sequence[float], temperature: float) -> np.ndarray:

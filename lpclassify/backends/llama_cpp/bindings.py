@@ -84,9 +84,8 @@ def pinned_kernel() -> bool:
     """Whether ggml's K-quant kernel is pinned (the default; LPCLASSIFY_PIN_KQUANT=0 turns it off).
 
     Pinned, decodes that several texts or branches share read up to 16 logit rows exactly. Side by
-    side on a quiet machine it cost nothing measurable on 2-4 labels (Gemma 3, 96 texts, 4 rounds:
-    SST-2 0.97x, AG News 1.00x, every probability bit-identical). Off, those decodes read at most
-    7 rows, as many as the oracle's.
+    side on 2-4 labels it was no slower than off (benchmarks/reports/ab-pin.md: 1.01-1.29x, every
+    probability identical). Off, those decodes read at most 7 rows, as many as the oracle's.
     """
     return os.environ.get("LPCLASSIFY_PIN_KQUANT", "1") != "0"
 
